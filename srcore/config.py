@@ -1,0 +1,84 @@
+"""Profiles and notebook parameters: the only knobs.
+
+Each profile (``smoke``: CPU, minutes, CI; ``quick``: one GPU, minutes, real numbers;
+``paper``: the published settings, hours) is one YAML file in ``srcore/profiles/`` with
+one section per paper. All profiles define the same parameters for a paper; only the
+values differ. A notebook's papermill parameters are ``profile``, ``out_dir`` and any
+of its paper's parameters; anything else fails with the list of valid names.
+"""
+from __future__ import annotations
+
+import types
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+PROFILES = ("smoke", "quick", "paper")
+NOTEBOOK_PARAMETERS = ("profile", "out_dir")  # valid in every notebook besides the paper's own
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(ValueError):
+    """An unknown parameter, profile or paper, or a value of the wrong type."""
+
+
+class Params(dict):
+    """A paper's parameters for one run: a dict with attribute access (``p.steps``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no parameter {name!r}; parameters: {', '.join(sorted(self))}") from None
+
+
+def profile_table(profile: str) -> dict:
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    text = resources.files("srcore").joinpath("profiles", f"{profile}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _check_type(paper: str, name: str, value, default):
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool) != isinstance(value, bool):
+        raise ParameterError(f"{paper}: parameter {name!r} expects {type(default).__name__}, got {value!r}")
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, (int, float, str, list, dict)) and not isinstance(value, type(default)):
+        raise ParameterError(f"{paper}: parameter {name!r} expects {type(default).__name__}, got {value!r}")
+    return value
+
+
+def load(paper: str, profile: str = "smoke", **overrides) -> Params:
+    """The parameters of ``paper`` under ``profile``, with ``overrides`` checked against them."""
+    table = profile_table(profile)
+    if paper not in table:
+        raise ParameterError(f"unknown paper {paper!r}; papers: {', '.join(sorted(table))}")
+    params = Params(table[paper])
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {paper}; "
+                             f"valid: {', '.join(sorted([*NOTEBOOK_PARAMETERS, *params]))}")
+    for name, value in overrides.items():
+        params[name] = _check_type(paper, name, value, params[name])
+    params["profile"] = profile
+    return params
+
+
+def from_notebook(paper: str, namespace: dict) -> Params:
+    """Parameters of a notebook run from its global names (the parameters cell plus papermill's injection).
+
+    Call it in the first cell after the parameters cell, before defining other globals:
+    every public, non-module, non-callable global is taken as a parameter.
+    """
+    given = {k: v for k, v in namespace.items()
+             if not k.startswith("_") and k not in _IPYTHON_NAMES
+             and not isinstance(v, types.ModuleType) and not callable(v)}
+    profile = given.pop("profile", "smoke")
+    out_dir = given.pop("out_dir", None)
+    params = load(paper, profile, **given)
+    params["out_dir"] = Path(out_dir) if out_dir else None
+    return params

@@ -1,0 +1,259 @@
+"""Images, the MATLAB-style bicubic, benchmark sets and the in-memory training set.
+
+Images are numpy ``uint8`` arrays, ``(H,W,3)`` RGB or ``(H,W)`` single-channel; tensors
+are float ``(B,3,h,w)`` in ``[0,1]``. The data root is ``$SRCORE_DATA`` (laid out as
+``benchmark/<Set>/HR``, ``benchmark/<Set>/LR_bicubic/X<s>``, ``train/<Folder>``), else
+``./data`` (where ``python -m srcore.download`` puts things).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from srcore.resize import imresize  # noqa: F401  (public API: srcore.data.imresize)
+
+SCALES = (2, 3, 4)
+BENCHMARKS = ("Set5", "Set14", "BSD100", "Urban100", "General100", "Manga109")
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+class DataError(RuntimeError):
+    """Missing or unusable data; the message names the file or folder and what to do."""
+
+
+def check_scale(scale) -> int:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return int(scale)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else ``./data``; it must exist."""
+    source = "root" if root is not None else "SRCORE_DATA" if os.environ.get("SRCORE_DATA") else None
+    path = Path(root if root is not None else os.environ.get("SRCORE_DATA") or "data")
+    if not path.is_dir():
+        how = f"{source}={path}" if source else f"the default data root {path.resolve()} (SRCORE_DATA is not set)"
+        raise DataError(f"{how} does not exist: set SRCORE_DATA to a folder holding benchmark/ and train/, "
+                        f"or fetch the data with `python -m srcore.download benchmark`")
+    return path
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to uint8: (H,W,3) RGB, or (H,W) if it is single-channel."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("L", "I;16", "I", "F"):
+                arr = np.asarray(im.convert("L"))
+            else:
+                arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from e
+    return np.ascontiguousarray(arr)
+
+
+def save_image(img: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a uint8 image atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(img).save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG")
+    os.replace(tmp, path)
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """(H,W) or (H,W,1) -> (H,W,3) by repetition; RGB unchanged."""
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    raise ValueError(f"expected an (H,W), (H,W,1) or (H,W,3) image, got shape {img.shape}")
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right remainder so both sides are multiples of ``scale``."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def image_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H,W,3) -> float (1,3,H,W) in [0,1]."""
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image of shape (H,W,3), got {img.dtype} {img.shape}; "
+                         f"convert single-channel images with srcore.data.to_rgb first")
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """float (1,3,H,W) or (3,H,W) in [0,1] -> uint8 (H,W,3), rounded as EDSR's quantize."""
+    t = t.detach().float().squeeze(0).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return t.permute(1, 2, 0).cpu().numpy()
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@dataclass
+class Pair:
+    name: str
+    hr: np.ndarray  # uint8, modcropped; single-channel images stay (H,W)
+    lr: np.ndarray  # uint8, hr downscaled by the MATLAB-style bicubic
+
+
+def benchmark_set(name: str, scale: int, root: str | os.PathLike | None = None, limit: int | None = None,
+                  names: list[str] | None = None) -> list[Pair]:
+    """A benchmark set by name: HR modcropped to ``scale``; LR read from LR_bicubic/X<s> if present, else imresize.
+
+    ``limit`` keeps the first ``limit`` images (sorted by name), for smoke runs; ``names``
+    keeps only the images with these stems (e.g. ``["img_004"]``), in that order.
+    """
+    scale = check_scale(scale)
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark set {name!r}; known: {', '.join(BENCHMARKS)}")
+    hr_dir = data_root(root) / "benchmark" / name / "HR"
+    if not hr_dir.is_dir():
+        raise DataError(f"{hr_dir} not found: benchmark set {name} is not in the data root "
+                        f"(fetch it with `python -m srcore.download benchmark`)")
+    lr_dir = hr_dir.parent / "LR_bicubic" / f"X{scale}"
+    paths = list_images(hr_dir)[:limit]
+    if names is not None:
+        by_stem = {p.stem: p for p in paths}
+        missing = [n for n in names if n not in by_stem]
+        if missing:
+            raise DataError(f"{hr_dir}: no image named {missing}")
+        paths = [by_stem[n] for n in names]
+    pairs = []
+    for path in paths:
+        hr = modcrop(load_image(path), scale)
+        lr_path = lr_dir / f"{path.stem}x{scale}{path.suffix}"
+        if lr_path.is_file():
+            lr = load_image(lr_path)
+            want = (hr.shape[0] // scale, hr.shape[1] // scale)
+            if lr.shape[:2] != want:
+                raise DataError(f"{lr_path}: LR is {lr.shape[:2]}, expected {want} for HR {path.name} at x{scale}")
+        else:
+            lr = imresize(hr, 1 / scale)
+        pairs.append(Pair(path.stem, hr, lr))
+    if not pairs:
+        raise DataError(f"{hr_dir} holds no images")
+    return pairs
+
+
+EMBEDDED_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel")
+
+
+def embedded_images() -> dict[str, np.ndarray]:
+    """Small RGB photos that ship inside scikit-image: the data of last resort for smoke runs."""
+    from skimage import data as skdata
+    return {name: to_rgb(getattr(skdata, name)()) for name in EMBEDDED_IMAGES}
+
+
+def embedded_set(scale: int, limit: int | None = None) -> list[Pair]:
+    scale = check_scale(scale)
+    pairs = []
+    for name, img in list(embedded_images().items())[:limit]:
+        hr = modcrop(img, scale)
+        pairs.append(Pair(name, hr, imresize(hr, 1 / scale)))
+    return pairs
+
+
+def load_folders(folders, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Decode every image of ``folders`` (paths) in name order, the first ``limit`` per folder: 'folder/file' -> array."""
+    images = {}
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise DataError(f"training folder {folder} not found (the data root needs train/{folder.name})")
+        paths = list_images(folder)[:limit]
+        if not paths:
+            raise DataError(f"training folder {folder} holds no images")
+        for path in paths:
+            images[f"{folder.name}/{path.name}"] = load_image(path)
+    return images
+
+
+class TrainSet:
+    """HR images decoded once into memory, with their LR made once by the MATLAB-style bicubic.
+
+    ``images``: dict name -> uint8 (H,W,3). ``hr_patch`` is the HR patch side (a multiple
+    of ``scale``); images smaller than it are refused with their name.
+    """
+
+    def __init__(self, images: dict[str, np.ndarray], scale: int, hr_patch: int):
+        self.scale = check_scale(scale)
+        if hr_patch % scale:
+            raise ValueError(f"hr_patch {hr_patch} is not a multiple of scale {scale}")
+        if not images:
+            raise DataError("the training set is empty")
+        self.hr_patch = hr_patch
+        self.names, self.hr, self.lr = [], [], []
+        for name, img in images.items():
+            img = modcrop(to_rgb(img), scale)
+            if min(img.shape[:2]) < hr_patch:
+                raise DataError(f"{name}: {img.shape[0]}x{img.shape[1]} is smaller than the HR patch {hr_patch}x{hr_patch}")
+            self.names.append(name)
+            self.hr.append(img)
+            self.lr.append(imresize(img, 1 / scale))
+
+    @classmethod
+    def from_folders(cls, folders, scale: int, hr_patch: int, limit: int | None = None) -> "TrainSet":
+        return cls(load_folders(folders, limit), scale, hr_patch)
+
+    def __len__(self):
+        return len(self.hr)
+
+    @property
+    def megapixels(self) -> float:
+        return sum(im.shape[0] * im.shape[1] for im in self.hr) / 1e6
+
+
+class PatchSampler:
+    """Endless random HR/LR patch pairs with flips and 90-degree rotations, batched as tensors.
+
+    Its random state is part of a checkpoint (``state_dict``), so a resumed run draws the
+    same batches as an uninterrupted one.
+    """
+
+    def __init__(self, train_set: TrainSet, batch_size: int, seed: int = 0):
+        self.ts, self.batch_size = train_set, batch_size
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def _patch(self):
+        ts, s, rng = self.ts, self.ts.scale, self.rng
+        i = int(rng.integers(len(ts)))
+        lp = ts.hr_patch // s
+        lr_img, hr_img = ts.lr[i], ts.hr[i]
+        y = int(rng.integers(lr_img.shape[0] - lp + 1))
+        x = int(rng.integers(lr_img.shape[1] - lp + 1))
+        lr = lr_img[y:y + lp, x:x + lp]
+        hr = hr_img[y * s:(y + lp) * s, x * s:(x + lp) * s]
+        hflip, vflip, rot = rng.integers(2, size=3)
+        if hflip:
+            lr, hr = lr[:, ::-1], hr[:, ::-1]
+        if vflip:
+            lr, hr = lr[::-1], hr[::-1]
+        if rot:
+            lr, hr = lr.transpose(1, 0, 2), hr.transpose(1, 0, 2)
+        return lr, hr
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        lrs, hrs = zip(*(self._patch() for _ in range(self.batch_size)))
+        to_t = lambda xs: torch.from_numpy(np.stack(xs).transpose(0, 3, 1, 2).copy()).float().div_(255)  # noqa: E731
+        return to_t(lrs), to_t(hrs)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]

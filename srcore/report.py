@@ -1,0 +1,224 @@
+"""Reproduced values side by side with the published ones, with provenance.
+
+A run collects its numbers in a :class:`Results`; ``write()`` then produces, in the run's
+output folder: ``values.csv`` (one row per published value, same keys as published.csv,
+plus our extra rows), one Markdown file per published table, ``provenance.json``, and
+whatever tables and figures (PNG + the CSV behind it) the notebook added. Everything is
+staged in a hidden sibling folder that replaces the output folder only when ``write()``
+finishes, so a failed run leaves the previous results untouched and nothing half-written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from srcore.config import PROFILES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+KEYS = ["paper", "table", "dataset", "scale", "method", "metric"]
+COLUMNS = [*KEYS, "published", "reproduced", "delta", "status", "profile", "train_set", "steps", "commit", "note"]
+
+
+def published(paper: str | None = None) -> pd.DataFrame:
+    """Every published number (srcore/published.csv), ``value`` kept as printed (a string)."""
+    text = resources.files("srcore").joinpath("published.csv").read_text()
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)  # scale is "-" where none applies
+    if paper is not None:
+        df = df[df["paper"] == paper].reset_index(drop=True)
+        if df.empty:
+            raise KeyError(f"no published values for paper {paper!r}")
+    return df
+
+
+def output_dir(paper: str, profile: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Where a run writes: ``out_dir`` if given; quick/paper -> results/<paper>; smoke -> runs/smoke/<paper>.
+
+    results/ holds the largest run made so far: a quick run never replaces committed
+    paper-profile results (it goes to runs/quick/<paper> instead).
+    """
+    if out_dir is not None:
+        return Path(out_dir)
+    if profile == "smoke":
+        return PROJECT_ROOT / "runs" / "smoke" / paper
+    committed = PROJECT_ROOT / "results" / paper / "provenance.json"
+    if committed.is_file():
+        prior = json.loads(committed.read_text()).get("profile", "smoke")
+        if prior in PROFILES and PROFILES.index(prior) > PROFILES.index(profile):
+            return PROJECT_ROOT / "runs" / profile / paper
+    return PROJECT_ROOT / "results" / paper
+
+
+def git_commit() -> str:
+    """HEAD of the project, with '-dirty' when the work tree has uncommitted changes; 'unknown' outside git."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode:
+            return "unknown"
+        dirty = git("status", "--porcelain").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_description(device: torch.device | None = None) -> str:
+    if device is not None and device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A plain GitHub Markdown table (no extra dependency); NaN shows as an empty cell."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        return str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, like: str | None = None) -> str:
+    """A reproduced number printed with the published value's decimals (4 when there is none)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    decimals = len(like.split(".")[1]) if like and "." in like else 4
+    return f"{value:.{decimals}f}"
+
+
+@dataclass
+class Results:
+    """The numbers, tables and figures of one run of one paper's notebook."""
+
+    paper: str
+    profile: str
+    out_dir: Path
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        self.stage = self.out_dir.parent / f".{self.out_dir.name}.partial"
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.stage.mkdir(parents=True)
+        self._rows: dict[tuple, dict] = {}
+        self.provenance.setdefault("paper", self.paper)
+        self.provenance.setdefault("profile", self.profile)
+        self.provenance.setdefault("started", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.provenance.setdefault("commit", git_commit())
+        self.provenance.setdefault("torch", torch.__version__)
+        self.provenance.setdefault("python", sys.version.split()[0])
+
+    def record(self, table, dataset, scale, method, metric, value: float, *, train_set="", steps="", note="") -> None:
+        """A number we produced. Keys equal to a published row's fill that row; others become extra rows."""
+        key = (self.paper, table, dataset, str(scale), method, metric)
+        self._rows[key] = {"reproduced": float(value), "status": "reproduced", "train_set": train_set,
+                           "steps": steps, "note": note}
+
+    def na(self, table, dataset, scale, method, metric, reason: str) -> None:
+        """A number we could not produce, and why (dataset private, weights unavailable, human study...)."""
+        key = (self.paper, table, dataset, str(scale), method, metric)
+        reason = reason if reason.startswith("n/a") else f"n/a: {reason}"
+        self._rows[key] = {"reproduced": float("nan"), "status": reason, "train_set": "", "steps": "", "note": ""}
+
+    def values(self) -> pd.DataFrame:
+        """Published rows (all of them, in published order) then extra rows; the COLUMNS schema."""
+        pub = published(self.paper)
+        commit = self.provenance["commit"]
+        rows, seen = [], set()
+        for p in pub.itertuples(index=False):
+            key = (p.paper, p.table, p.dataset, p.scale, p.method, p.metric)
+            seen.add(key)
+            ours = self._rows.get(key, {"reproduced": float("nan"), "status": "n/a: not run in this profile",
+                                        "train_set": "", "steps": "", "note": ""})
+            delta = ours["reproduced"] - float(p.value)
+            rows.append({**dict(zip(KEYS, key)), "published": p.value, **ours, "delta": delta,
+                         "profile": self.profile, "commit": commit})
+        for key, ours in self._rows.items():
+            if key not in seen:
+                rows.append({**dict(zip(KEYS, key)), "published": "", **ours, "delta": float("nan"),
+                             "profile": self.profile, "commit": commit})
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def side_by_side(self, table: str) -> pd.DataFrame:
+        """One published table as (dataset, scale, metric) rows and, per method, published | reproduced | delta."""
+        df = self.values()
+        df = df[(df["table"] == table) & (df["published"] != "")]
+        methods = list(dict.fromkeys(df["method"]))
+        out = []
+        for (dataset, scale, metric), group in df.groupby(["dataset", "scale", "metric"], sort=False):
+            row = {"dataset": dataset, "scale": f"x{scale}" if scale.isdigit() else scale, "metric": metric}
+            for m in methods:
+                hit = group[group["method"] == m]
+                if hit.empty:
+                    continue
+                r = hit.iloc[0]
+                row[f"{m} published"] = r["published"]
+                row[f"{m} ours"] = _fmt(r["reproduced"], r["published"]) or r["status"]
+                row[f"{m} delta"] = f"{r['delta']:+.{max(2, len(r['published'].split('.')[-1]))}f}" if not math.isnan(r["delta"]) else ""
+            out.append(row)
+        return pd.DataFrame(out)
+
+    def add_table(self, df: pd.DataFrame, name: str, title: str = "") -> Path:
+        """An extra table as CSV + Markdown under tables/."""
+        _write_text(self.stage / "tables" / f"{name}.csv", df.to_csv(index=False))
+        md = (f"# {title}\n\n" if title else "") + markdown_table(df)
+        _write_text(self.stage / "tables" / f"{name}.md", md)
+        return self.out_dir / "tables" / f"{name}.md"
+
+    def add_figure(self, fig, data: pd.DataFrame, name: str) -> Path:
+        """A figure as PNG, with the CSV of the numbers it shows beside it."""
+        path = self.stage / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        _write_text(path.with_suffix(".csv"), data.to_csv(index=False))
+        return self.out_dir / "figures" / f"{name}.png"
+
+    def write(self) -> Path:
+        """values.csv, tables/<published table>.md and provenance.json; returns the output folder."""
+        self.provenance["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        values = self.values()
+        buf = io.StringIO()
+        values.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
+        _write_text(self.stage / "values.csv", buf.getvalue())
+        for table in dict.fromkeys(published(self.paper)["table"]):
+            slug = table.lower().replace(" ", "_")
+            title = f"{self.paper}, {table}: published | ours ({self.profile} profile) | delta"
+            self.add_table(self.side_by_side(table), slug, title)
+        _write_text(self.stage / "provenance.json", json.dumps(self.provenance, indent=2, default=str) + "\n")
+        old = self.out_dir.parent / f".{self.out_dir.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.out_dir.exists():
+            os.replace(self.out_dir, old)
+        os.replace(self.stage, self.out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.out_dir

@@ -1,0 +1,84 @@
+"""values.csv keeps every published value beside ours; outputs are written whole or not at all."""
+import json
+
+import pandas as pd
+import pytest
+
+from srcore import report
+
+PAPER = "seo_squeezesr_kd"
+
+
+def make_results(tmp_path):
+    res = report.Results(PAPER, "smoke", tmp_path / PAPER)
+    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612, note="")
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0, train_set="T91", steps=20)
+    res.record("Table 1", "Set5", 2, "EDSR-T", "SSIM", 0.91, train_set="T91", steps=20)  # extra row
+    res.na("Table 1", "Urban100", 4, "EDSR-T", "PSNR", "weights unavailable")
+    return res
+
+
+def test_every_published_value_has_a_row_with_the_schema(tmp_path):
+    values = make_results(tmp_path).values()
+    assert list(values.columns[:14]) == ["paper", "table", "dataset", "scale", "method", "metric", "published",
+                                         "reproduced", "delta", "status", "profile", "train_set", "steps", "commit"]
+    pub = report.published(PAPER)
+    assert len(pub) == 36
+    assert len(values) == 37  # 36 published + the SSIM extra row
+    row = values[(values.dataset == "Set5") & (values.method == "Bicubic") & (values.scale == "2")].iloc[0]
+    assert row.published == "33.66" and row.delta == pytest.approx(0.0012) and row.status == "reproduced"
+    na = values[(values.dataset == "Urban100") & (values.scale == "4") & (values.method == "EDSR-T")].iloc[0]
+    assert na.status == "n/a: weights unavailable" and pd.isna(na.reproduced)
+    untouched = values[(values.dataset == "Set14") & (values.method == "SqueezeSR") & (values.scale == "3")].iloc[0]
+    assert untouched.status.startswith("n/a") and untouched.published == "28.97"
+
+
+def test_side_by_side_and_markdown(tmp_path):
+    res = make_results(tmp_path)
+    table = res.side_by_side("Table 1")
+    assert len(table) == 9
+    first = table.iloc[0]
+    assert (first["Bicubic published"], first["Bicubic ours"], first["Bicubic delta"]) == ("33.66", "33.66", "+0.00")
+    assert first["EDSR-T ours"] == "30.00" and first["EDSR-T delta"] == "-7.89"
+    md = report.markdown_table(pd.DataFrame({"a": [1, None], "b|c": ["x", "y"]}))
+    assert md.splitlines()[0] == "| a | b\\|c |" and md.splitlines()[3] == "|  | y |"
+
+
+def test_write_is_whole_and_replaces_the_old_results(tmp_path):
+    res = make_results(tmp_path)
+    out = res.write()
+    assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "tables", "values.csv"]
+    prov = json.loads((out / "provenance.json").read_text())
+    assert {"profile", "commit", "torch", "started", "finished"} <= set(prov)
+    assert (out / "tables" / "table_1.md").read_text().startswith("# seo_squeezesr_kd, Table 1")
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+    # a run that fails before write() leaves the previous results as they were
+    failed = report.Results(PAPER, "smoke", out)
+    failed.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 1.0)
+    del failed
+    assert pd.read_csv(out / "values.csv").reproduced.iloc[0] == pytest.approx(33.6612)
+
+
+def test_smoke_never_writes_results_and_quick_never_replaces_paper(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
+    assert report.output_dir(PAPER, "smoke") == tmp_path / "runs" / "smoke" / PAPER
+    assert report.output_dir(PAPER, "quick") == tmp_path / "results" / PAPER
+    (tmp_path / "results" / PAPER).mkdir(parents=True)
+    (tmp_path / "results" / PAPER / "provenance.json").write_text('{"profile": "paper"}')
+    assert report.output_dir(PAPER, "quick") == tmp_path / "runs" / "quick" / PAPER
+    assert report.output_dir(PAPER, "paper") == tmp_path / "results" / PAPER
+    assert report.output_dir(PAPER, "smoke", tmp_path / "x") == tmp_path / "x"
+
+
+def test_figure_comes_with_its_csv(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    res = make_results(tmp_path)
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 4])
+    res.add_figure(fig, pd.DataFrame({"x": [1, 2], "y": [3, 4]}), "line")
+    out = res.write()
+    assert (out / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(out / "figures" / "line.csv").y.tolist() == [3, 4]

@@ -1,0 +1,86 @@
+"""The shared training loop: resume after a kill ends with the same weights as an uninterrupted run."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srcore import data, train
+
+
+class Kill(Exception):
+    pass
+
+
+def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
+    torch.manual_seed(123)  # same initial weights in every run
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2))
+    gan_d = nn.Conv2d(3, 1, 3)  # a second network with its own optimiser, as GANs need
+    opts = {"G": torch.optim.Adam(net.parameters(), 1e-2), "D": torch.optim.Adam(gan_d.parameters(), 1e-2)}
+
+    def step_fn(t, batch):
+        if kill_at is not None and t.step == kill_at:
+            raise Kill
+        lr, hr = batch
+        noise = torch.rand(1).item()  # consumes torch's RNG: must be restored on resume
+        with t.autocast():
+            sr = t.nets["G"](lr)
+            loss = F.l1_loss(sr, hr) + 1e-3 * noise
+        t.backward_step("G", loss)
+        d_loss = t.nets["D"](sr.detach()).mean() ** 2
+        t.backward_step("D", d_loss)
+        return {"l1": loss.item(), "d": d_loss.item()}
+
+    rng = np.random.default_rng(0)
+    ts = data.TrainSet({f"i{k}": rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for k in range(3)}, 2, 8)
+    cfg = train.TrainConfig(steps=steps, lr_milestones=(6,), lr_gamma=0.1, ckpt_every=ckpt_every, log_every=1,
+                            progress=False)
+    t = train.Trainer(run_dir, {"G": net, "D": gan_d}, opts, step_fn, cfg, device=torch.device("cpu"))
+    return t, data.PatchSampler(ts, 2, seed=7)
+
+
+def weights(t):
+    return {f"{n}.{k}": v.clone() for n, net in t.nets.items() for k, v in net.state_dict().items()}
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    ref, sampler = make_run(tmp_path / "ref", 10)
+    ref.fit(sampler)
+
+    killed, sampler = make_run(tmp_path / "run", 10, kill_at=6)  # dies two steps after the checkpoint at 4
+    with pytest.raises(Kill):
+        killed.fit(sampler)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 4
+
+    resumed, sampler = make_run(tmp_path / "run", 10)
+    resumed.fit(sampler)
+    assert resumed.step == 10
+    a, b = weights(ref), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in resumed.log_rows] == list(range(1, 11))  # nothing lost, nothing twice
+    assert resumed.log_rows == ref.log_rows
+    assert resumed.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-3)  # milestone at 6 applied once
+    assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 11
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 4)
+    t.fit(sampler)
+    again, sampler = make_run(tmp_path / "r", 4, kill_at=0)  # would raise if it trained a step
+    assert again.done
+    again.fit(sampler)
+    assert torch.equal(weights(again)["G.0.weight"], weights(t)["G.0.weight"])
+
+
+def test_a_leftover_temporary_checkpoint_is_ignored(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 4)
+    (tmp_path / "r" / ".last.pt.tmp").write_bytes(b"half a file")
+    t.fit(sampler)
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 4
+
+
+def test_autocast_is_a_no_op_on_cpu(tmp_path):
+    t, _ = make_run(tmp_path / "r", 1)
+    assert not t.use_amp
+    with t.autocast():
+        assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled()
