@@ -65,6 +65,7 @@ def load(paper: str, profile: str = "smoke", **overrides) -> Params:
     for name, value in overrides.items():
         params[name] = _check_type(paper, name, value, params[name])
     params["profile"] = profile
+    params.overrides = {k: params[k] for k in overrides}  # what differs from the profile, for provenance
     return params
 
 

@@ -128,8 +128,7 @@ class Results:
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
         self.stage = self.out_dir.parent / f".{self.out_dir.name}.partial"
-        shutil.rmtree(self.stage, ignore_errors=True)
-        self.stage.mkdir(parents=True)
+        shutil.rmtree(self.stage, ignore_errors=True)  # a failed run's leftovers; created again on first write
         self._rows: dict[tuple, dict] = {}
         self.provenance.setdefault("paper", self.paper)
         self.provenance.setdefault("profile", self.profile)
