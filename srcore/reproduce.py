@@ -35,11 +35,20 @@ def default_profile() -> str:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """'name=value' with value parsed as YAML ('3' -> 3, '[2, 4]' -> list, 'true' -> True)."""
-    name, sep, value = text.partition("=")
+    """'name=value' with value parsed as YAML ('3' -> 3, '[2, 4]' -> list, '{}' -> dict, 'true' -> True).
+
+    Only flow-style collections count: 'a note: with a colon' stays a string.
+    """
+    name, sep, raw = text.partition("=")
     if not sep or not name:
         raise config.ParameterError(f"-p expects name=value, got {text!r}")
-    return name.strip(), yaml.safe_load(value)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, list)) and not raw.strip().startswith(("{", "[")):
+        value = raw
+    return name.strip(), value
 
 
 def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None, log=print) -> Path:

@@ -20,3 +20,21 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("no dataset root: set SRCORE_DATA to a folder with benchmark/ and train/")
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, data_root):
+    """smoke_run(paper) -> folder with that paper's smoke results; each notebook runs once per session."""
+    from srcore import reproduce
+
+    out_root = tmp_path_factory.mktemp("smoke")
+    done = {}
+
+    def run(paper: str) -> Path:
+        if paper not in done:
+            assert reproduce.main(["--paper", paper, "--profile", "smoke", "--out-root", str(out_root)]) == 0, \
+                f"{paper}: smoke notebook failed, see {out_root}/executed/{paper}.ipynb"
+            done[paper] = out_root / paper
+        return done[paper]
+
+    return run

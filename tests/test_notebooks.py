@@ -13,18 +13,11 @@ from srcore import config, report, reproduce
 PAPERS = reproduce.papers()
 
 
-@pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory, data_root):
-    """Run every notebook once (smoke) into a temporary folder; results per paper."""
-    out_root = tmp_path_factory.mktemp("smoke")
-    assert reproduce.main(["--profile", "smoke", "--out-root", str(out_root)]) == 0
-    return out_root
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize("paper", PAPERS)
-def test_values_cover_every_published_value(smoke_runs, paper):
-    values = pd.read_csv(smoke_runs / paper / "values.csv", dtype={"scale": str, "published": str})
+def test_values_cover_every_published_value(smoke_run, paper):
+    out = smoke_run(paper)
+    values = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
     pub = report.published(paper)
     keys = ["table", "dataset", "scale", "method", "metric"]
     got = values[values.published.notna()].set_index(keys)
@@ -32,13 +25,14 @@ def test_values_cover_every_published_value(smoke_runs, paper):
     assert values.status.notna().all()
     assert values.status.str.match(r"^(reproduced|n/a: .+)$").all()
     assert set(values.profile) == {"smoke"}
-    prov = json.loads((smoke_runs / paper / "provenance.json").read_text())
+    prov = json.loads((out / "provenance.json").read_text())
     assert {"profile", "device", "torch", "commit", "started", "finished", "data", "steps"} <= set(prov)
 
 
-def test_seo_recorded_values(smoke_runs):
-    paper = "seo_squeezesr_kd"
-    v = pd.read_csv(smoke_runs / paper / "values.csv", dtype={"scale": str, "published": str})
+@pytest.mark.notebook
+def test_seo_recorded_values(smoke_run):
+    out = smoke_run("seo_squeezesr_kd")
+    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
     t1 = v[(v.table == "Table 1") & (v.metric == "PSNR") & v.published.notna()]
     assert len(t1) == 36 and (t1.status == "reproduced").all()
     # Set5 is evaluated whole even in smoke: the bicubic column is the published one, to 0.03 dB
@@ -53,8 +47,8 @@ def test_seo_recorded_values(smoke_runs):
     assert len(ssim) == 36 and ssim.reproduced.between(-1, 1).all()
     for f in ["tables/table_1.md", "tables/params_runtime.csv", "tables/claims.md",
               "figures/fig2_img004.png", "figures/fig2_img004.csv", "figures/training_loss.png"]:
-        assert (smoke_runs / paper / f).is_file(), f
-    runtime = pd.read_csv(smoke_runs / paper / "tables" / "params_runtime.csv")
+        assert (out / f).is_file(), f
+    runtime = pd.read_csv(out / "tables" / "params_runtime.csv")
     assert set(runtime.method) == {"Bicubic", "EDSR-T", "SqueezeSR", "SqueezeSR-KD"}
     assert (runtime[runtime.method == "Bicubic"].params == 0).all()
 
@@ -70,6 +64,10 @@ def test_unknown_paper_and_malformed_parameter(capsys):
     assert "no notebook for ['nobody2099']" in capsys.readouterr().err
     with pytest.raises(config.ParameterError, match="name=value"):
         reproduce.parse_override("steps")
+    assert reproduce.parse_override("steps=3") == ("steps", 3)
+    assert reproduce.parse_override("eval_limit={Urban100: 4}") == ("eval_limit", {"Urban100": 4})
+    assert reproduce.parse_override("methods=[Bicubic]") == ("methods", ["Bicubic"])
+    assert reproduce.parse_override("run_note=no GPU: none lent") == ("run_note", "no GPU: none lent")
 
 
 def test_notebook_refuses_an_unknown_parameter_given_to_papermill(tmp_path):
