@@ -187,25 +187,31 @@ class TrainSet:
     of ``scale``); images smaller than it are refused with their name.
     """
 
-    def __init__(self, images: dict[str, np.ndarray], scale: int, hr_patch: int):
+    def __init__(self, images: dict[str, np.ndarray], scale: int, hr_patch: int, small_images: str = "error"):
         self.scale = check_scale(scale)
         if hr_patch % scale:
             raise ValueError(f"hr_patch {hr_patch} is not a multiple of scale {scale}")
-        if not images:
-            raise DataError("the training set is empty")
+        if small_images not in ("error", "skip"):
+            raise ValueError(f"small_images must be 'error' or 'skip', got {small_images!r}")
         self.hr_patch = hr_patch
-        self.names, self.hr, self.lr = [], [], []
+        self.names, self.hr, self.lr, self.skipped = [], [], [], []
         for name, img in images.items():
             img = modcrop(to_rgb(img), scale)
             if min(img.shape[:2]) < hr_patch:
+                if small_images == "skip":  # e.g. T91 holds 78-px images; DIV2K has none
+                    self.skipped.append(name)
+                    continue
                 raise DataError(f"{name}: {img.shape[0]}x{img.shape[1]} is smaller than the HR patch {hr_patch}x{hr_patch}")
             self.names.append(name)
             self.hr.append(img)
             self.lr.append(imresize(img, 1 / scale))
+        if not self.hr:
+            raise DataError(f"the training set is empty (skipped as smaller than the HR patch {hr_patch}: {len(self.skipped)})")
 
     @classmethod
-    def from_folders(cls, folders, scale: int, hr_patch: int, limit: int | None = None) -> "TrainSet":
-        return cls(load_folders(folders, limit), scale, hr_patch)
+    def from_folders(cls, folders, scale: int, hr_patch: int, limit: int | None = None,
+                     small_images: str = "error") -> "TrainSet":
+        return cls(load_folders(folders, limit), scale, hr_patch, small_images)
 
     def __len__(self):
         return len(self.hr)

@@ -12,6 +12,7 @@ Exits non-zero when a notebook fails.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,16 @@ from srcore import config
 from srcore.report import PROJECT_ROOT, output_dir
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+class _KnownToConfig(logging.Filter):
+    """papermill only sees `profile` and `out_dir` in the parameters cell; the rest is checked by srcore.config."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+logging.getLogger("papermill").addFilter(_KnownToConfig())
 
 
 def papers() -> list[str]:

@@ -83,6 +83,10 @@ def test_image_smaller_than_a_patch_is_named(tmp_path):
     write_png(folder / "tiny.png", np.zeros((20, 30, 3), np.uint8))
     with pytest.raises(data.DataError, match=r"train/tiny.png: 20x30 is smaller than the HR patch 48x48"):
         data.TrainSet.from_folders([folder], scale=2, hr_patch=48)
+    ts = data.TrainSet.from_folders([folder], scale=2, hr_patch=48, small_images="skip")
+    assert ts.names == ["train/big.png"] and ts.skipped == ["train/tiny.png"]
+    with pytest.raises(data.DataError, match="empty"):
+        data.TrainSet.from_folders([folder], scale=2, hr_patch=96, small_images="skip")
 
 
 def test_wrong_scale():
