@@ -2,8 +2,9 @@
 
 Images are numpy ``uint8`` arrays, ``(H,W,3)`` RGB or ``(H,W)`` single-channel; tensors
 are float ``(B,3,h,w)`` in ``[0,1]``. The data root is ``$SRCORE_DATA`` (laid out as
-``benchmark/<Set>/HR``, ``benchmark/<Set>/LR_bicubic/X<s>``, ``train/<Folder>``), else
-``./data`` (where ``python -m srcore.download`` puts things).
+``benchmark/<Set>/HR``, ``benchmark/<Set>/LR_bicubic/X<s>``, ``train/<Folder>``), else the
+checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), whatever the
+current directory (papermill runs notebooks from ``notebooks/``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from srcore.download import DEFAULT_DATA_ROOT
 from srcore.resize import imresize  # noqa: F401  (public API: srcore.data.imresize)
 
 SCALES = (2, 3, 4)
@@ -33,9 +35,9 @@ def check_scale(scale) -> int:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else ``./data``; it must exist."""
+    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else DEFAULT_DATA_ROOT; it must exist."""
     source = "root" if root is not None else "SRCORE_DATA" if os.environ.get("SRCORE_DATA") else None
-    path = Path(root if root is not None else os.environ.get("SRCORE_DATA") or "data")
+    path = Path(root if root is not None else os.environ.get("SRCORE_DATA") or DEFAULT_DATA_ROOT)
     if not path.is_dir():
         how = f"{source}={path}" if source else f"the default data root {path.resolve()} (SRCORE_DATA is not set)"
         raise DataError(f"{how} does not exist: set SRCORE_DATA to a folder holding benchmark/ and train/, "

@@ -31,6 +31,9 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+# The checkout's data/ folder: the data root when $SRCORE_DATA is not set (srcore.data reads it too)
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
+
 
 class DownloadError(RuntimeError):
     """A download, checksum or extraction failed; the message names the file and what to do."""
@@ -289,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=list(DATASETS),
                         help="; ".join(f"{k}: {d.description}" for k, d in DATASETS.items()))
     parser.add_argument("--root", type=Path,
-                        default=Path(os.environ.get("SRCORE_DATA") or "data"),
-                        help="data root (default: $SRCORE_DATA, else ./data)")
+                        default=Path(os.environ.get("SRCORE_DATA") or DEFAULT_DATA_ROOT),
+                        help=f"data root (default: $SRCORE_DATA, else {DEFAULT_DATA_ROOT})")
     parser.add_argument("--base-url", help="download the files from this mirror instead")
     args = parser.parse_args(argv)
     try:

@@ -101,8 +101,8 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
     with pytest.raises(data.DataError, match=r"SRCORE_DATA=.*nowhere does not exist"):
         data.benchmark_set("Set5", 2)
     monkeypatch.delenv("SRCORE_DATA")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(data.DataError, match="SRCORE_DATA is not set"):
+    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", tmp_path / "data")
+    with pytest.raises(data.DataError, match=r"default data root .*data \(SRCORE_DATA is not set\)"):
         data.data_root()
 
 

@@ -87,3 +87,26 @@ def test_notebook_names_a_missing_data_root(tmp_path):
                             parameters={"data_root": str(tmp_path / "nowhere"), "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert list(tmp_path.iterdir()) == [tmp_path / "out.ipynb"]  # nothing half-written
+
+
+@pytest.mark.notebook
+def test_smoke_runs_with_no_data_at_all(tmp_path, monkeypatch):
+    """No SRCORE_DATA and no data/ folder: the smoke profile trains and evaluates on scikit-image's photos."""
+    from srcore import data
+    import papermill as pm
+    if data.DEFAULT_DATA_ROOT.exists():
+        pytest.skip(f"{data.DEFAULT_DATA_ROOT} exists, so this machine does have data")
+    monkeypatch.delenv("SRCORE_DATA", raising=False)
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / "seo_squeezesr_kd.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters={"out_dir": str(tmp_path / "res"), "scales": [4], "teacher_steps": 2,
+                                    "student_steps": 2, "runtime_images": 1},
+                        kernel_name="python3", progress_bar=False)
+    v = pd.read_csv(tmp_path / "res" / "values.csv", dtype={"scale": str, "published": str})
+    published_rows = v[v.published.notna()]
+    assert len(published_rows) == 36
+    assert published_rows.status.str.startswith("n/a: benchmark data not found").all()
+    embedded = v[v.dataset == "embedded"]
+    assert set(embedded.method) == {"Bicubic", "EDSR-T", "SqueezeSR", "SqueezeSR-KD"}
+    assert embedded.reproduced.notna().all()
+    prov = json.loads((tmp_path / "res" / "provenance.json").read_text())
+    assert prov["data"]["train_set"].startswith("embedded")

@@ -84,3 +84,19 @@ def test_autocast_is_a_no_op_on_cpu(tmp_path):
     assert not t.use_amp
     with t.autocast():
         assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled()
+
+
+def test_evaluation_hook_runs_every_n_steps_and_at_the_end(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 7)
+    t.cfg.eval_every = 3
+    seen = []
+
+    def eval_fn(trainer):
+        seen.append((trainer.step, trainer.nets["G"].training))
+        return {"score": float(trainer.step)}
+
+    t.eval_fn = eval_fn
+    t.fit(sampler)
+    assert seen == [(3, False), (6, False), (7, False)]  # networks in eval mode during the hook
+    assert [r["step"] for r in t.eval_rows] == [3, 6, 7]
+    assert (tmp_path / "r" / "eval.csv").read_text().splitlines()[0] == "step,score"
