@@ -112,7 +112,10 @@ def _fmt(value, like: str | None = None) -> str:
     """A reproduced number printed with the published value's decimals (4 when there is none)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    decimals = len(like.split(".")[1]) if like and "." in like else 4
+    if like:  # the published value's own precision: "30.00" -> 2, "32" -> 0
+        decimals = len(like.split(".")[1]) if "." in like else 0
+    else:
+        decimals = 4
     return f"{value:.{decimals}f}"
 
 
@@ -207,7 +210,7 @@ class Results:
         self.provenance["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         values = self.values()
         buf = io.StringIO()
-        values.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
+        values.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.10g")  # exact parameter counts too
         _write_text(self.stage / "values.csv", buf.getvalue())
         for table in dict.fromkeys(published(self.paper)["table"]):
             slug = table.lower().replace(" ", "_")

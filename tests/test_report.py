@@ -15,6 +15,7 @@ def make_results(tmp_path):
     res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0, train_set="T91", steps=20)
     res.record("Table 1", "Set5", 2, "EDSR-T", "SSIM", 0.91, train_set="T91", steps=20)  # extra row
     res.na("Table 1", "Urban100", 4, "EDSR-T", "PSNR", "weights unavailable")
+    res.record("Params", "-", "-", "EDSR-T", "params", 40_729_603)  # extra row: counts stay exact
     return res
 
 
@@ -24,7 +25,7 @@ def test_every_published_value_has_a_row_with_the_schema(tmp_path):
                                          "reproduced", "delta", "status", "profile", "train_set", "steps", "commit"]
     pub = report.published(PAPER)
     assert len(pub) == 36
-    assert len(values) == 37  # 36 published + the SSIM extra row
+    assert len(values) == 38  # 36 published + the SSIM and params extra rows
     row = values[(values.dataset == "Set5") & (values.method == "Bicubic") & (values.scale == "2")].iloc[0]
     assert row.published == "33.66" and row.delta == pytest.approx(0.0012) and row.status == "reproduced"
     na = values[(values.dataset == "Urban100") & (values.scale == "4") & (values.method == "EDSR-T")].iloc[0]
@@ -40,6 +41,7 @@ def test_side_by_side_and_markdown(tmp_path):
     first = table.iloc[0]
     assert (first["Bicubic published"], first["Bicubic ours"], first["Bicubic delta"]) == ("33.66", "33.66", "+0.00")
     assert first["EDSR-T ours"] == "30.00" and first["EDSR-T delta"] == "-7.89"
+    assert report._fmt(32.0, "32") == "32" and report._fmt(0.81114, "0.8111") == "0.8111"
     md = report.markdown_table(pd.DataFrame({"a": [1, None], "b|c": ["x", "y"]}))
     assert md.splitlines()[0] == "| a | b\\|c |" and md.splitlines()[3] == "|  | y |"
 
@@ -51,6 +53,7 @@ def test_write_is_whole_and_replaces_the_old_results(tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert {"profile", "commit", "torch", "started", "finished"} <= set(prov)
     assert (out / "tables" / "table_1.md").read_text().startswith("# seo_squeezesr_kd, Table 1")
+    assert "Params,-,-,EDSR-T,params,,40729603," in (out / "values.csv").read_text()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
     # a run that fails before write() leaves the previous results as they were
