@@ -108,15 +108,16 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _decimals(published: str) -> int:
+    """Decimals the paper printed: "30.00" -> 2, "32" -> 0."""
+    return len(published.split(".")[1]) if "." in published else 0
+
+
 def _fmt(value, like: str | None = None) -> str:
     """A reproduced number printed with the published value's decimals (4 when there is none)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if like:  # the published value's own precision: "30.00" -> 2, "32" -> 0
-        decimals = len(like.split(".")[1]) if "." in like else 0
-    else:
-        decimals = 4
-    return f"{value:.{decimals}f}"
+    return f"{value:.{_decimals(like) if like else 4}f}"
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Results:
                 r = hit.iloc[0]
                 row[f"{m} published"] = r["published"]
                 row[f"{m} ours"] = _fmt(r["reproduced"], r["published"]) or r["status"]
-                row[f"{m} delta"] = f"{r['delta']:+.{max(2, len(r['published'].split('.')[-1]))}f}" if not math.isnan(r["delta"]) else ""
+                row[f"{m} delta"] = "" if math.isnan(r["delta"]) else f"{r['delta']:+.{max(2, _decimals(r['published']))}f}"
             out.append(row)
         return pd.DataFrame(out)
 
