@@ -100,3 +100,18 @@ def test_evaluation_hook_runs_every_n_steps_and_at_the_end(tmp_path):
     assert seen == [(3, False), (6, False), (7, False)]  # networks in eval mode during the hook
     assert [r["step"] for r in t.eval_rows] == [3, 6, 7]
     assert (tmp_path / "r" / "eval.csv").read_text().splitlines()[0] == "step,score"
+
+
+def test_a_checkpoint_of_another_network_is_named_not_loaded(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 2)
+    t.fit(sampler)
+    other, sampler = make_run(tmp_path / "r", 4)
+    other.nets["G"] = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+    with pytest.raises(RuntimeError, match=r"r/last.pt was made with other networks or settings.*retrain"):
+        other.fit(sampler)
+
+
+def test_settings_tag_is_stable_and_distinguishes_settings():
+    assert train.settings_tag(feats=64, steps=10) == train.settings_tag(steps=10, feats=64)
+    assert train.settings_tag(feats=64, steps=10) != train.settings_tag(feats=32, steps=10)
+    assert len(train.settings_tag(a=1)) == 8

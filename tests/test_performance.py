@@ -1,0 +1,178 @@
+"""Correctness of the fast paths (no timings here: those are in benchmarks/).
+
+Tiled inference equals whole-image inference; channels_last trains the same weights; step
+functions may return tensors (read on log steps only); and the Trainer under two processes
+(gloo, loopback) ends with the weights of one process trained on the combined batch.
+"""
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+
+from srcore import data, evaluate, metrics, train
+
+# --- tiled inference ---------------------------------------------------------------------------
+
+
+def small_sr_net(scale=2, width=8, depth=4):
+    """Random conv net with a receptive-field radius of depth+1 = 5 LR pixels (< the 32-pixel overlap)."""
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, width, 3, padding=1), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+    layers += [nn.Conv2d(width, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale), nn.Sigmoid()]
+    return nn.Sequential(*layers).eval()
+
+
+def test_tiled_super_resolution_gives_the_whole_image_psnr(data_root):
+    pair = data.benchmark_set("Set5", 2, root=data_root, names=["butterfly"])[0]
+    net = small_sr_net()
+    whole = evaluate.super_resolve(net, pair.lr, tile=None)
+    auto = evaluate.super_resolve(net, pair.lr)  # "auto": whole image when memory allows (always on a CPU)
+    tiled = evaluate.super_resolve(net, pair.lr, tile=40)  # 128/40: three full tiles and a partial one per side
+    assert whole.shape == tiled.shape == pair.hr.shape
+    assert np.array_equal(whole, auto)
+    p_whole, p_tiled = metrics.psnr(whole, pair.hr, 2), metrics.psnr(tiled, pair.hr, 2)
+    assert abs(p_whole - p_tiled) < 0.01
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1  # identical up to float summation order
+
+
+def test_tiles_without_enough_context_differ_and_bad_tiles_are_refused():
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    net = small_sr_net()
+    whole = evaluate.super_resolve(net, lr, tile=None)
+    no_context = evaluate.super_resolve(net, lr, tile=16, overlap=0)
+    assert no_context.shape == whole.shape and not np.array_equal(no_context, whole)  # the overlap is what fixes it
+    with pytest.raises(ValueError):
+        evaluate.super_resolve(net, lr, tile="big")
+    with pytest.raises(ValueError):
+        evaluate.super_resolve(net, lr, tile=0)
+
+
+# --- Trainer fast paths (one process) -------------------------------------------------------------
+
+
+def tiny_nets(seed=123):
+    torch.manual_seed(seed)
+    g = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2))
+    d = nn.Conv2d(3, 1, 3)  # a second network with its own optimiser, as GANs need
+    return g, d
+
+
+def step_fn(t, batch):
+    lr, hr = batch
+    with t.autocast():
+        sr = t.nets["G"](lr)
+        loss = F.l1_loss(sr, hr)
+    t.backward_step("G", loss)
+    d_loss = (t.nets["D"](sr.detach()) ** 2).mean()  # a mean over samples: averaging over ranks is exact
+    t.backward_step("D", d_loss)
+    return {"l1": loss.detach(), "d": d_loss.item()}  # a tensor (read on log steps only) and a float
+
+
+class CombinedBatches:
+    """Batch k of a fixed stream (4 samples), or this rank's slice of it: what 2 ranks see together = 1 rank alone."""
+
+    def __init__(self, rank=0, world=1, batch=4):
+        self.k, self.rank, self.world, self.batch = 0, rank, world, batch
+
+    def __next__(self):
+        g = torch.Generator().manual_seed(self.k)
+        self.k += 1
+        lr, hr = torch.rand(self.batch, 3, 6, 6, generator=g), torch.rand(self.batch, 3, 12, 12, generator=g)
+        part = slice(self.rank * self.batch // self.world, (self.rank + 1) * self.batch // self.world)
+        return lr[part], hr[part]
+
+
+def make_trainer(run_dir, steps, seed=123, **cfg):
+    g, d = tiny_nets(seed)
+    opts = {"G": torch.optim.Adam(g.parameters(), 1e-2), "D": torch.optim.Adam(d.parameters(), 1e-2)}
+    config = train.TrainConfig(steps=steps, log_every=1, ckpt_every=3, progress=False, **cfg)
+    return train.Trainer(run_dir, {"G": g, "D": d}, opts, step_fn, config, device=torch.device("cpu"))
+
+
+def weights(t):
+    return {f"{n}.{k}": v.detach().clone().contiguous() for n, net in t.nets.items() for k, v in net.state_dict().items()}
+
+
+def test_channels_last_trains_the_same_weights(tmp_path):
+    a = make_trainer(tmp_path / "a", 3).fit(CombinedBatches())
+    b = make_trainer(tmp_path / "b", 3, channels_last=True).fit(CombinedBatches())
+    assert b.nets["G"][0].weight.is_contiguous(memory_format=torch.channels_last)
+    wa, wb = weights(a), weights(b)
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    assert [r["l1"] for r in a.log_rows] == pytest.approx([r["l1"] for r in b.log_rows], abs=1e-5)
+
+
+def test_losses_returned_as_tensors_are_logged_as_floats(tmp_path):
+    t = make_trainer(tmp_path / "r", 3).fit(CombinedBatches())
+    assert all(type(r["l1"]) is float and type(r["d"]) is float for r in t.log_rows)
+    assert (tmp_path / "r" / "log.csv").read_text().splitlines()[0] == "step,lr_G,lr_D,l1,d"
+
+
+def test_each_rank_draws_its_own_share_of_the_patches():
+    rng = np.random.default_rng(0)
+    ts = data.TrainSet({f"i{k}": rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for k in range(3)}, 2, 8)
+    one, r0, r1 = (data.PatchSampler(ts, 4, seed=7) for _ in range(3))
+    train._shard_data(r0, 0, 2, split_batch=True)
+    train._shard_data(r1, 1, 2, split_batch=True)
+    train._shard_data(r1, 1, 2, split_batch=True)  # a sampler shared by two trainers is split once
+    assert r0.batch_size == r1.batch_size == 2
+    lr_one, lr0, lr1 = next(one)[0], next(r0)[0], next(r1)[0]
+    assert torch.equal(lr0, lr_one[:2])  # rank 0 keeps the single-process stream
+    assert lr1.shape == lr0.shape and not torch.equal(lr1, lr0)
+    with pytest.raises(ValueError, match="divisible"):
+        train._shard_data(data.PatchSampler(ts, 5, seed=7), 1, 2, split_batch=True)
+
+
+# --- two processes (torchrun's environment, gloo on loopback) --------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_worker(rank, world, port, out_dir, steps):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME=os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
+    torch.set_num_threads(1)
+    # a different initialisation on each rank: the Trainer must start both from rank 0's weights
+    t = make_trainer(out_dir / f"rank{rank}", steps, seed=123 + rank)
+    assert t.world_size == world and t.rank == rank
+    t.fit(CombinedBatches(rank, world))
+    if rank == 0:
+        torch.save({"weights": weights(t), "log": t.log_rows}, out_dir / "ddp.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_match_one_process_on_the_combined_batch(tmp_path):
+    steps = 5
+    ctx = mp.start_processes(ddp_worker, args=(2, free_port(), tmp_path, steps), nprocs=2, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 240
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the 2-process run did not finish in 240 s")
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)
+    one = make_trainer(tmp_path / "one", steps).fit(CombinedBatches())
+    ref = weights(one)
+    assert ddp["weights"].keys() == ref.keys()
+    for k in ref:
+        torch.testing.assert_close(ddp["weights"][k], ref[k], atol=1e-5, rtol=1e-4)
+    # logged losses are the mean over ranks, i.e. the combined batch's
+    assert [r["l1"] for r in ddp["log"]] == pytest.approx([r["l1"] for r in one.log_rows], abs=1e-5)
+    # only rank 0 writes, and its checkpoint holds both ranks' random states for an exact resume
+    assert not (tmp_path / "rank1").exists()
+    ckpt = torch.load(tmp_path / "rank0" / "last.pt", weights_only=False)
+    assert ckpt["step"] == steps and len(ckpt["ranks"]) == 2
