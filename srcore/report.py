@@ -153,6 +153,12 @@ class Results:
         reason = reason if reason.startswith("n/a") else f"n/a: {reason}"
         self._rows[key] = {"reproduced": float("nan"), "status": reason, "train_set": "", "steps": "", "note": ""}
 
+    def unfilled(self) -> pd.DataFrame:
+        """Published rows neither recorded nor marked n/a yet (KEYS + ``published``), e.g. to mark them n/a."""
+        pub = published(self.paper)
+        mask = [(p.paper, p.table, p.dataset, p.scale, p.method, p.metric) not in self._rows for p in pub.itertuples()]
+        return pub[mask].rename(columns={"value": "published"}).reset_index(drop=True)
+
     def values(self) -> pd.DataFrame:
         """Published rows (all of them, in published order) then extra rows; the COLUMNS schema."""
         pub = published(self.paper)

@@ -34,6 +34,16 @@ def test_every_published_value_has_a_row_with_the_schema(tmp_path):
     assert untouched.status.startswith("n/a") and untouched.published == "28.97"
 
 
+def test_unfilled_lists_what_is_neither_recorded_nor_na(tmp_path):
+    res = make_results(tmp_path)
+    left = res.unfilled()
+    assert len(left) == 36 - 3  # Set5 x2 Bicubic and EDSR-T PSNR recorded, Urban100 x4 EDSR-T n/a
+    assert not ((left.dataset == "Set5") & (left.scale == "2") & (left.method == "Bicubic")).any()
+    for r in left.itertuples():
+        res.na(r.table, r.dataset, r.scale, r.method, r.metric, "private")
+    assert res.unfilled().empty
+
+
 def test_side_by_side_and_markdown(tmp_path):
     res = make_results(tmp_path)
     table = res.side_by_side("Table 1")
