@@ -44,6 +44,15 @@ class Variant:
         return cls(text, amp=parts[0] == "bf16", channels_last="cl" in parts, compile="compile" in parts)
 
 
+def l1_step(t, batch):
+    """The step as the notebooks write it: L1 through Trainer.autocast and backward_step."""
+    lr, hr = batch
+    with t.autocast():
+        loss = F.l1_loss(t.nets["G"](lr), hr)
+    t.backward_step("G", loss)
+    return {"l1": loss.detach()}
+
+
 def make_batches(n: int, batch: int, lr_patch: int, scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [(torch.rand(batch, 3, lr_patch, lr_patch, generator=g),
@@ -70,12 +79,6 @@ def interleaved(net: nn.Module, v: Variant, batches, device, pairs: int, chunk: 
         ref_opt.step()
 
     # -- srcore: the same work through Trainer.fit, written as the notebooks write it --
-    def step_fn(t, batch):
-        lr, hr = batch
-        with t.autocast():
-            loss = F.l1_loss(t.nets["G"](lr), hr)
-        t.backward_step("G", loss)
-        return {"l1": loss.detach()}
 
     ours, mine = [], []
 
@@ -102,7 +105,7 @@ def interleaved(net: nn.Module, v: Variant, batches, device, pairs: int, chunk: 
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = train.TrainConfig(steps=warm + pairs * chunk + 1, amp=v.amp, channels_last=v.channels_last,
                                 compile=v.compile, progress=progress)  # log_every, ckpt_every: the defaults
-        t = train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, step_fn, cfg,
+        t = train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, l1_step, cfg,
                           device=device, desc=f"train_step {v.name}")
         data = source()
         t.fit(data)
@@ -114,12 +117,6 @@ def trainer_only(net: nn.Module, v: Variant, batches, device, steps: int, warm: 
     """Median seconds per Trainer step in chunks of ``steps`` (for the teacher, where no comparison is needed)."""
     times = []
 
-    def step_fn(t, batch):
-        lr, hr = batch
-        with t.autocast():
-            loss = F.l1_loss(t.nets["G"](lr), hr)
-        t.backward_step("G", loss)
-        return {"l1": loss.detach()}
 
     def source():
         i = 0
@@ -133,7 +130,7 @@ def trainer_only(net: nn.Module, v: Variant, batches, device, steps: int, warm: 
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = train.TrainConfig(steps=warm + steps + 1, amp=v.amp, channels_last=v.channels_last, compile=v.compile,
                                 progress=False)
-        train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, step_fn, cfg,
+        train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, l1_step, cfg,
                       device=device).fit(source())
     return (times[1] - times[0]) / steps
 

@@ -38,3 +38,9 @@ def smoke_run(tmp_path_factory, data_root):
         return done[paper]
 
     return run
+
+
+def read_values(out: Path):
+    """values.csv of a run as a DataFrame, with ``scale`` and ``published`` kept as the strings they are."""
+    import pandas as pd
+    return pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from srcore import losses, nets, weights
+from conftest import read_values
 
 PAPER = "baek2024_esrgan_prune_kd"
 sp = lambda x: math.log1p(math.exp(x))  # softplus: BCE-with-logits of logit z against "real" is sp(-z), against "fake" sp(z)
@@ -249,7 +250,7 @@ def test_perceptual_policy_without_vgg_weights(tmp_path, monkeypatch):
 @pytest.mark.notebook
 def test_baek_recorded_values(smoke_run):
     out = smoke_run(PAPER)
-    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(out)
     pub = v[v.published.notna()]
     assert len(pub) == 125
     assert pub.status.str.match(r"^(reproduced|n/a: .+)$").all()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from srcore import losses, nets, subjective, weights
+from conftest import read_values
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ BABY_X4_BICUBIC_PSNR = 31.7845  # Set5 baby, x4 MATLAB bicubic, Y, 4 px cropped 
 @pytest.mark.notebook
 def test_smoke_notebook_values(smoke_run):
     out = smoke_run(PAPER)
-    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(out)
     pub = v[v.published.notna()]
     assert len(pub) == 98
     # Table 1: the paper's architecture, counted exactly whatever the profile

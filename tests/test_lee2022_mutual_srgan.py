@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from srcore import config, losses, nets, weights
+from conftest import read_values
 
 PAPER = "lee2022_mutual_srgan"
 LN4 = math.log(4.0)  # sigmoid(ln 4) = 4/5 = 0.8
@@ -108,7 +109,7 @@ def test_paper_profile_is_the_papers_recipe_and_quick_trains_its_networks():
 @pytest.mark.notebook
 def test_lee2022_recorded_values(smoke_run):
     out = smoke_run(PAPER)
-    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(out)
     pub = v[v.published.notna()]
     assert len(pub) == 48
     psnr = pub[pub.metric == "PSNR"]

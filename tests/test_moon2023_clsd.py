@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from srcore import losses, nets
+from conftest import read_values
 
 
 def conv(cin, cout, k=3):
@@ -152,7 +153,7 @@ def test_clsd_forms_table5_and_eq6():
 @pytest.mark.notebook
 def test_moon2023_clsd_recorded_values(smoke_run):
     out = smoke_run("moon2023_clsd")
-    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(out)
     pub = v[v.published.notna()]
     assert len(pub) == 84 and pub.status.str.match(r"^(reproduced|n/a: .+)$").all()
     t1 = pub[pub.table == "Table 1"].set_index(["method", "metric"]).reproduced

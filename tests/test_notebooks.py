@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from srcore import config, report, reproduce
+from conftest import read_values
 
 PAPERS = reproduce.papers()
 
@@ -17,7 +18,7 @@ PAPERS = reproduce.papers()
 @pytest.mark.parametrize("paper", PAPERS)
 def test_values_cover_every_published_value(smoke_run, paper):
     out = smoke_run(paper)
-    values = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    values = read_values(out)
     pub = report.published(paper)
     keys = ["table", "dataset", "scale", "method", "metric"]
     got = values[values.published.notna()].set_index(keys)
@@ -32,7 +33,7 @@ def test_values_cover_every_published_value(smoke_run, paper):
 @pytest.mark.notebook
 def test_seo_recorded_values(smoke_run):
     out = smoke_run("seo_squeezesr_kd")
-    v = pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(out)
     t1 = v[(v.table == "Table 1") & (v.metric == "PSNR") & v.published.notna()]
     assert len(t1) == 36 and (t1.status == "reproduced").all()
     # Set5 is evaluated whole even in smoke: the bicubic column is the published one, to 0.03 dB
@@ -101,7 +102,7 @@ def test_smoke_runs_with_no_data_at_all(tmp_path, monkeypatch):
                         parameters={"out_dir": str(tmp_path / "res"), "scales": [4], "teacher_steps": 2,
                                     "student_steps": 2, "runtime_images": 1},
                         kernel_name="python3", progress_bar=False)
-    v = pd.read_csv(tmp_path / "res" / "values.csv", dtype={"scale": str, "published": str})
+    v = read_values(tmp_path / "res")
     published_rows = v[v.published.notna()]
     assert len(published_rows) == 36
     assert published_rows.status.str.startswith("n/a: benchmark data not found").all()
