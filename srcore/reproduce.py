@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,10 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
     import papermill as pm
 
     config.load(paper, profile, **overrides)  # unknown parameters fail here, before any work
+    # The kernel imports srcore from this checkout, not from whichever copy pip last installed.
+    path = os.environ.get("PYTHONPATH", "")
+    if str(PROJECT_ROOT) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
     out_dir = out_root / paper if out_root else None
     params = {"profile": profile, **overrides, **({"out_dir": str(out_dir)} if out_dir else {})}
     executed = (out_root or PROJECT_ROOT / "runs" / profile) / "executed" / f"{paper}.ipynb"

@@ -54,6 +54,16 @@ def test_seo_recorded_values(smoke_run):
     assert (runtime[runtime.method == "Bicubic"].params == 0).all()
 
 
+def test_kernels_import_this_checkout(monkeypatch, tmp_path):
+    """A kernel started by the runner imports srcore from the runner's checkout, whatever pip installed last."""
+    import papermill as pm
+    monkeypatch.setenv("PYTHONPATH", "")
+    calls = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: calls.append(__import__("os").environ["PYTHONPATH"]))
+    reproduce.run("seo_squeezesr_kd", "smoke", {}, tmp_path, log=lambda *_: None)
+    assert calls == [str(report.PROJECT_ROOT)]
+
+
 def test_unknown_parameter_fails_before_running(capsys):
     assert reproduce.main(["--paper", "seo_squeezesr_kd", "--profile", "smoke", "-p", "stpes=3"]) == 2
     err = capsys.readouterr().err
