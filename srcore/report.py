@@ -70,7 +70,8 @@ def git_commit() -> str:
         head = git("rev-parse", "--short=12", "HEAD")
         if head.returncode:
             return "unknown"
-        dirty = git("status", "--porcelain").stdout.strip()
+        # results/ is what runs write: a first run's untracked results must not mark the code dirty
+        dirty = git("status", "--porcelain", "--", ".", ":(exclude)results").stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -179,10 +180,15 @@ class Results:
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def side_by_side(self, table: str) -> pd.DataFrame:
-        """One published table as (dataset, scale, metric) rows and, per method, published | reproduced | delta."""
+        """One published table as (dataset, scale, metric) rows and, per method, published | reproduced | delta.
+
+        A value we could not produce shows as ``n/a [k]``; the reasons are in ``df.attrs["notes"]``
+        (k = 1, 2, ...), which :meth:`add_table` writes under the Markdown table.
+        """
         df = self.values()
         df = df[(df["table"] == table) & (df["published"] != "")]
         methods = list(dict.fromkeys(df["method"]))
+        notes: list[str] = []
         out = []
         for (dataset, scale, metric), group in df.groupby(["dataset", "scale", "metric"], sort=False):
             row = {"dataset": dataset, "scale": f"x{scale}" if scale.isdigit() else scale, "metric": metric}
@@ -192,15 +198,24 @@ class Results:
                     continue
                 r = hit.iloc[0]
                 row[f"{m} published"] = r["published"]
-                row[f"{m} ours"] = _fmt(r["reproduced"], r["published"]) or r["status"]
+                ours = _fmt(r["reproduced"], r["published"])
+                if not ours:
+                    if r["status"] not in notes:
+                        notes.append(r["status"])
+                    ours = f"n/a [{notes.index(r['status']) + 1}]"
+                row[f"{m} ours"] = ours
                 row[f"{m} delta"] = "" if math.isnan(r["delta"]) else f"{r['delta']:+.{max(2, _decimals(r['published']))}f}"
             out.append(row)
-        return pd.DataFrame(out)
+        result = pd.DataFrame(out)
+        result.attrs["notes"] = notes
+        return result
 
     def add_table(self, df: pd.DataFrame, name: str, title: str = "") -> Path:
         """An extra table as CSV + Markdown under tables/."""
         _write_text(self.stage / "tables" / f"{name}.csv", df.to_csv(index=False))
         md = (f"# {title}\n\n" if title else "") + markdown_table(df)
+        if df.attrs.get("notes"):
+            md += "\n" + "".join(f"[{k}] {note}\n" for k, note in enumerate(df.attrs["notes"], 1))
         _write_text(self.stage / "tables" / f"{name}.md", md)
         return self.out_dir / "tables" / f"{name}.md"
 

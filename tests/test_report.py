@@ -51,6 +51,12 @@ def test_side_by_side_and_markdown(tmp_path):
     first = table.iloc[0]
     assert (first["Bicubic published"], first["Bicubic ours"], first["Bicubic delta"]) == ("33.66", "33.66", "+0.00")
     assert first["EDSR-T ours"] == "30.00" and first["EDSR-T delta"] == "-7.89"
+    last = table.iloc[-1]  # Urban100 x4: EDSR-T marked n/a, SqueezeSR never filled
+    assert last["EDSR-T ours"] == "n/a [2]" and last["SqueezeSR ours"] == "n/a [1]"
+    assert table.attrs["notes"] == ["n/a: not run in this profile", "n/a: weights unavailable"]
+    md_path = res.add_table(table, "t1")
+    md = (res.stage / "tables" / "t1.md").read_text()
+    assert md_path.name == "t1.md" and md.endswith("[1] n/a: not run in this profile\n[2] n/a: weights unavailable\n")
     assert report._fmt(32.0, "32") == "32" and report._fmt(0.81114, "0.8111") == "0.8111"
     md = report.markdown_table(pd.DataFrame({"a": [1, None], "b|c": ["x", "y"]}))
     assert md.splitlines()[0] == "| a | b\\|c |" and md.splitlines()[3] == "|  | y |"
@@ -71,6 +77,22 @@ def test_write_is_whole_and_replaces_the_old_results(tmp_path):
     failed.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 1.0)
     del failed
     assert pd.read_csv(out / "values.csv").reproduced.iloc[0] == pytest.approx(33.6612)
+
+
+def test_commit_ignores_results_being_written(tmp_path, monkeypatch):
+    import subprocess
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    run("add", "code.py")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    monkeypatch.setattr(report, "PROJECT_ROOT", repo)
+    (repo / "results" / "values.csv").write_text("new\n")
+    assert not report.git_commit().endswith("-dirty")
+    (repo / "code.py").write_text("x = 2\n")
+    assert report.git_commit().endswith("-dirty")
 
 
 def test_smoke_never_writes_results_and_quick_never_replaces_paper(tmp_path, monkeypatch):
