@@ -45,6 +45,29 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def find_root(root: str | os.PathLike | None = None, *, benchmarks=(), train_sets=(),
+              allow_embedded: bool = False) -> Path | None:
+    """The data root holding ``benchmark/<set>/HR`` for ``benchmarks`` and ``train/<folder>`` for ``train_sets``.
+
+    None means "use the embedded photos": only when ``allow_embedded`` (the smoke profile) and no
+    root was asked for at all (neither ``root`` nor ``$SRCORE_DATA``). A root that was asked for
+    and is missing or incomplete is an error naming what it lacks.
+    """
+    configured = root is not None or bool(os.environ.get("SRCORE_DATA"))
+    try:
+        path = data_root(root)
+        missing = [f"benchmark/{s}/HR" for s in benchmarks if not (path / "benchmark" / s / "HR").is_dir()]
+        missing += [f"train/{f}" for f in train_sets if not (path / "train" / f).is_dir()]
+        if missing:
+            raise DataError(f"{path} lacks {', '.join(missing)}")
+    except DataError as e:
+        if configured or not allow_embedded:
+            raise
+        print(f"no data ({e}): smoke run on scikit-image's embedded photos instead")
+        return None
+    return path
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to uint8: (H,W,3) RGB, or (H,W) if it is single-channel."""
     path = Path(path)

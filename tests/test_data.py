@@ -118,3 +118,14 @@ def test_embedded_images_need_no_data():
     pairs = data.embedded_set(4, limit=2)
     assert len(pairs) == 2 and pairs[0].hr.shape[2] == 3
     assert pairs[0].lr.shape[:2] == (pairs[0].hr.shape[0] // 4, pairs[0].hr.shape[1] // 4)
+
+
+def test_find_root_falls_back_to_embedded_only_when_no_root_was_asked_for(tmp_path, monkeypatch, data_root):
+    assert data.find_root(data_root, benchmarks=["Set5"], train_sets=["T91"]) == data_root
+    with pytest.raises(data.DataError, match="lacks benchmark/General100/HR, train/DIV2K"):
+        data.find_root(data_root, benchmarks=["Set5", "General100"], train_sets=["T91", "DIV2K"], allow_embedded=True)
+    monkeypatch.delenv("SRCORE_DATA", raising=False)
+    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", tmp_path / "none")
+    assert data.find_root(None, benchmarks=["Set5"], allow_embedded=True) is None
+    with pytest.raises(data.DataError, match="does not exist"):
+        data.find_root(None, benchmarks=["Set5"], allow_embedded=False)
