@@ -36,11 +36,14 @@ class FeatureDistillationLoss(nn.Module):
 
 
 def sr_kd_loss(sr, hr, student_feats, teacher_feats, kd: FeatureDistillationLoss, *, w_sr: float = 1.0, w_kd: float = 1.0):
-    """L = w_sr L1(SR, HR) + w_kd sum_i L1(S_i, T_i); returns (total, parts) with the parts as floats for logging."""
+    """L = w_sr L1(SR, HR) + w_kd sum_i L1(S_i, T_i); returns (total, parts).
+
+    The parts are detached tensors: the Trainer reads them on log steps only (no sync per step).
+    """
     l_sr = F.l1_loss(sr, hr)
     l_kd = kd(student_feats, teacher_feats)
     total = w_sr * l_sr + w_kd * l_kd
-    return total, {"l1": l_sr.detach().item(), "kd": l_kd.detach().item()}
+    return total, {"l1": l_sr.detach(), "kd": l_kd.detach()}
 
 
 # --- moon2023_clsd: FAKD, LFD, deep supervision (Eqs. 1-4) and contrastive self-distillation (Eqs. 5-6) ------
@@ -73,7 +76,7 @@ def fakd_loss(sr, hr, sr_teacher, student_feats, teacher_feats, *, alpha: float 
     l_out = F.l1_loss(sr, sr_teacher.detach())
     l_aff = FeatureAffinityLoss()(student_feats, teacher_feats)
     total = (1 - alpha) * l_sr + alpha * l_out + weight * l_aff
-    return total, {"l1": l_sr.item(), "l_teacher": l_out.item(), "l_affinity": l_aff.item()}
+    return total, {"l1": l_sr.detach(), "l_teacher": l_out.detach(), "l_affinity": l_aff.detach()}
 
 
 class LocalSelectiveFeatureLoss(nn.Module):
@@ -118,7 +121,7 @@ def lfd_loss(sr, hr, sr_teacher, student_feats, teacher_feats, lfd: LocalSelecti
     """LFD's objective as we read it: L1(SR,HR) + w sum_i LFD_i; returns (total, parts)."""
     l_sr = F.l1_loss(sr, hr)
     l_fd = lfd(student_feats, teacher_feats, sr, sr_teacher)
-    return l_sr + weight * l_fd, {"l1": l_sr.item(), "l_lfd": float(l_fd)}
+    return l_sr + weight * l_fd, {"l1": l_sr.detach(), "l_lfd": l_fd.detach()}
 
 
 def deep_supervision_terms(sr, aux, hr, *, detach_target: bool = True) -> dict:
@@ -179,15 +182,15 @@ def clsd_loss(sr, aux, hr, *, form: str = "table5", alpha: float = 10.0, beta: f
     total = terms["l_sr"] + terms["l_asr"] + beta * l_cs
     if form == "eq6":
         total = total + alpha * terms["l_sd"]
-    return total, {"l1": terms["l_sr"].item(), "l_asr": terms["l_asr"].item(), "l_sd": terms["l_sd"].item(),
-                   "l_cs": float(l_cs)}
+    return total, {"l1": terms["l_sr"].detach(), "l_asr": terms["l_asr"].detach(), "l_sd": terms["l_sd"].detach(),
+                   "l_cs": l_cs.detach()}
 
 
 def ds_loss(sr, aux, hr, *, alpha: float = 10.0, detach_target: bool = True):
     """Eq. 4 of moon2023_clsd: L_DS = L_SR + L_ASR + alpha L_SD (alpha 0: Table 5's L_SR + L_ASR row)."""
     terms = deep_supervision_terms(sr, aux, hr, detach_target=detach_target)
     total = terms["l_sr"] + terms["l_asr"] + alpha * terms["l_sd"]
-    return total, {"l1": terms["l_sr"].item(), "l_asr": terms["l_asr"].item(), "l_sd": terms["l_sd"].item()}
+    return total, {"l1": terms["l_sr"].detach(), "l_asr": terms["l_asr"].detach(), "l_sd": terms["l_sd"].detach()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,16 +292,16 @@ def srgan_generator_loss(sr, hr, content: nn.Module, *, fake_logits=None, adv_we
     weight 1. A term is left out when its input (``teacher_sr``, ``fake_logits``) is None.
     """
     l_c = content(sr, hr)
-    total, parts = l_c, {"l_c": l_c.item()}
+    total, parts = l_c, {"l_c": l_c.detach()}
     if teacher_sr is not None:
         l_kd = output_kd_loss(sr, teacher_sr)
         total = total + kd_weight * l_kd
-        parts["l_kd"] = l_kd.item()
+        parts["l_kd"] = l_kd.detach()
     if fake_logits is not None:
         l_a = adversarial_g_loss(fake_logits)
         total = total + adv_weight * l_a
-        parts["l_a"] = l_a.item()
-    parts["l_g"] = total.item()
+        parts["l_a"] = l_a.detach()
+    parts["l_g"] = total.detach()
     return total, parts
 
 
@@ -390,7 +393,7 @@ def esrgan_generator_loss(sr, hr, perceptual: nn.Module, real_logits, fake_logit
     l_p = perceptual(sr, hr)
     l_g = relativistic_g_loss(real_logits, fake_logits)
     total = w_percep * l_p + w_gan * l_g + w_l1 * l1
-    return total, {"l1": l1.item(), "l_percep": l_p.item(), "l_gan": l_g.item(), "l_g": total.item()}
+    return total, {"l1": l1.detach(), "l_percep": l_p.detach(), "l_gan": l_g.detach(), "l_g": total.detach()}
 
 
 DISTILL_NORMS = ("rms", "norm", "mse")
@@ -438,13 +441,13 @@ def pruned_kd_student_loss(sr, hr, student_feats, teacher_feats, distill: Hidden
     L_recon = L1(G(x), y) (Eq. 1); L_GAN the generator side of ``gan`` ("ragan": ESRGAN's, as the
     teacher's discriminator was trained; "vanilla": Eq. 2 as printed) on the discriminator D'
     (the teacher's, fine-tuned); L_distill Eq. 3. The paper prints no weight on L_GAN
-    (``lambda_gan`` 1). Returns (total, parts as floats).
+    (``lambda_gan`` 1). Returns (total, parts detached for logging).
     """
     l_recon = F.l1_loss(sr, hr)
     l_gan = GAN_LOSSES[gan][0](real_logits, fake_logits)
     l_distill = distill(student_feats, teacher_feats)
     total = lambda_recon * l_recon + lambda_gan * l_gan + lambda_distill * l_distill
-    return total, {"l1": l_recon.item(), "l_gan": l_gan.item(), "l_distill": l_distill.item(), "loss": total.item()}
+    return total, {"l1": l_recon.detach(), "l_gan": l_gan.detach(), "l_distill": l_distill.detach(), "loss": total.detach()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,19 +31,22 @@ class MeanShift(nn.Module):
         return x + self.mean
 
 
+def pixel_shuffle_stages(scale: int, n_feats: int, act=None) -> list[nn.Module]:
+    """log2(s) x [conv C->4C, PixelShuffle(2)(, act())] for s in {2,4}; [conv C->9C, PixelShuffle(3)(, act())] for 3."""
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
+    r, n = (3, 1) if scale == 3 else (2, int(math.log2(scale)))
+    layers = []
+    for _ in range(n):
+        layers += [conv3x3(n_feats, r * r * n_feats), nn.PixelShuffle(r)] + ([act()] if act else [])
+    return layers
+
+
 class EDSRUpsampler(nn.Sequential):
-    """EDSR's tail: log2(s) x [conv C->4C, PixelShuffle(2)] for s in {2,4}; [conv C->9C, PixelShuffle(3)] for 3."""
+    """EDSR's tail: the PixelShuffle stages of :func:`pixel_shuffle_stages`, no activation."""
 
     def __init__(self, scale: int, n_feats: int):
-        if scale in (2, 4):
-            layers = []
-            for _ in range(int(math.log2(scale))):
-                layers += [conv3x3(n_feats, 4 * n_feats), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers = [conv3x3(n_feats, 9 * n_feats), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
-        super().__init__(*layers)
+        super().__init__(*pixel_shuffle_stages(scale, n_feats))
 
 
 class SubPixelUpsampler(nn.Sequential):
@@ -493,17 +496,10 @@ class SRResNetBlock(nn.Module):
 
 
 class SRResNetUpsampler(nn.Sequential):
-    """SRGAN's tail before the last conv: log2(s) x [conv C->4C, PixelShuffle(2), PReLU] for s in {2,4};
-    [conv C->9C, PixelShuffle(3), PReLU] for s = 3."""
+    """SRGAN's tail before the last conv: the PixelShuffle stages of :func:`pixel_shuffle_stages`, each with a PReLU."""
 
     def __init__(self, scale: int, n_feats: int):
-        if scale not in (2, 3, 4):
-            raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
-        r, n = (3, 1) if scale == 3 else (2, int(math.log2(scale)))
-        layers = []
-        for _ in range(n):
-            layers += [conv3x3(n_feats, r * r * n_feats), nn.PixelShuffle(r), nn.PReLU()]
-        super().__init__(*layers)
+        super().__init__(*pixel_shuffle_stages(scale, n_feats, nn.PReLU))
 
 
 @dataclass

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from srcore import weights
-from srcore.config import PROFILES  # only "paper" insists on every number
+from srcore.config import PROFILES
+from srcore.data import image_to_tensor, to_rgb
+from srcore.train import default_device  # only "paper" insists on every number
 from srcore.weights import WeightsUnavailable
 
 
@@ -69,24 +71,10 @@ def _metric(name: str) -> PerceptualMetric:
 
 def _as_rgb(img: np.ndarray, crop_border: int) -> np.ndarray:
     """uint8 (H,W) or (H,W,1|3) -> uint8 (H',W',3), `crop_border` pixels shaved from each edge."""
-    img = np.asarray(img)
+    img = to_rgb(np.asarray(img))
     if img.dtype != np.uint8:
         raise ValueError(f"images must be uint8 in [0,255], got {img.dtype}")
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[2] not in (1, 3):
-        raise ValueError(f"images must be (H,W) or (H,W,3), got shape {img.shape}")
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    if crop_border:
-        img = img[crop_border:-crop_border, crop_border:-crop_border]
-    return img
-
-
-def _to_tensor(img: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0  # (1,3,H,W) in [0,1]
+    return img[crop_border:-crop_border, crop_border:-crop_border] if crop_border else img
 
 
 @contextlib.contextmanager
@@ -106,12 +94,6 @@ def _no_downloads():
     finally:
         for module, original in saved:
             module.download_url_to_file = original
-
-
-def _device():
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _build(name: str, device: str):
@@ -202,16 +184,16 @@ def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray
     for w in m.needs:
         weights.require(w)  # copies from $SRCORE_WEIGHTS into the cache pyiqa reads
 
-    device = _device()
+    device = default_device()
     net = _build(metric, str(device))
     if m.set_level:
         return _fid(net, sr, hr)
     scores = []
     for i, x in enumerate(sr):
         if m.full_reference:
-            score = net(_to_tensor(x).to(device), _to_tensor(hr[i]).to(device))
+            score = net(image_to_tensor(x).to(device), image_to_tensor(hr[i]).to(device))
         else:
-            score = net(_to_tensor(x).to(device))
+            score = net(image_to_tensor(x).to(device))
         scores.append(float(score.detach().cpu().reshape(-1)[0]))
     value = float(np.mean(scores))
     if not math.isfinite(value):

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -119,6 +120,32 @@ def _fmt(value, like: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{value:.{_decimals(like) if like else 4}f}"
+
+
+def crop_row(axes, panels: dict, top: int, left: int, side: int, *, reference: str = "HR",
+             reference_title: str | None = None, fontsize: int = 9) -> list[dict]:
+    """Draw the same square crop of every image of ``panels`` (name -> uint8 (H,W,3)) on ``axes``.
+
+    The crop (``top``, ``left``, ``side`` in HR pixels) is moved inside the image if it sticks
+    out. Every panel but ``reference`` is titled with the PSNR on Y of its crop against the
+    reference's crop. Returns one row per panel: method, top, left, side, crop_psnr (inf for
+    the reference), the CSV behind the figure.
+    """
+    from srcore.metrics import psnr
+
+    ref = panels[reference]
+    top, left = max(0, min(top, ref.shape[0] - side)), max(0, min(left, ref.shape[1] - side))
+    ref_crop = ref[top:top + side, left:left + side]
+    rows = []
+    for ax, (name, img) in zip(np.atleast_1d(axes), panels.items()):
+        crop = img[top:top + side, left:left + side]
+        value = math.inf if name == reference else psnr(crop, ref_crop, crop_border=0)
+        ax.imshow(crop)
+        title = (reference_title or name) if name == reference else f"{name}\n{value:.2f} dB"
+        ax.set_title(title, fontsize=fontsize)
+        ax.axis("off")
+        rows.append({"method": name, "top": top, "left": left, "side": side, "crop_psnr": value})
+    return rows
 
 
 @dataclass

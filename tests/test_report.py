@@ -1,6 +1,7 @@
 """values.csv keeps every published value beside ours; outputs are written whole or not at all."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -117,3 +118,21 @@ def test_figure_comes_with_its_csv(tmp_path):
     out = res.write()
     assert (out / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(out / "figures" / "line.csv").y.tolist() == [3, 4]
+
+
+def test_crop_row_titles_each_crop_with_its_psnr():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    hr = np.zeros((20, 20, 3), np.uint8)
+    off = hr.copy()
+    off[10:14, 10:14] = 1  # inside the crop: 16 of 64 crop pixels differ by 1 in each channel
+    fig, axes = plt.subplots(1, 2)
+    rows = report.crop_row(axes, {"HR": hr, "A": off}, top=8, left=8, side=8)
+    assert [r["method"] for r in rows] == ["HR", "A"] and rows[0]["crop_psnr"] == float("inf")
+    dy = (65.481 + 128.553 + 24.966) / 255  # Y of an RGB difference of 1 in every channel
+    assert rows[1]["crop_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / (dy ** 2 * 16 / 64)))
+    assert axes[1].get_title() == f"A\n{rows[1]['crop_psnr']:.2f} dB"
+    rows = report.crop_row(axes, {"HR": hr, "A": off}, top=30, left=-5, side=8, reference_title="img")
+    assert (rows[0]["top"], rows[0]["left"]) == (12, 0) and axes[0].get_title() == "img"
+    plt.close(fig)
