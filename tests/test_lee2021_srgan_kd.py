@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -254,7 +255,12 @@ def test_smoke_notebook_values(smoke_run):
     assert (pub[pub.table == "Table 4"].status == "n/a: weights unavailable (NRQM_model.mat)").all()
     niqe = v[(v.table == "Table 4") & (v.metric == "NIQE")]
     assert set(niqe.method) == {"HR", "Bicubic", "Teacher", "Student", "GAN2GAN", "GAN2G", "GAN2G+AL", "G2G+AL"}
-    assert niqe.reproduced.between(0, 200).all() and niqe.note.str.contains("Set5/butterfly").all()
+    # 4 steps leave noise, whose NIQE is finite but unbounded (664 for the seed-0 teacher); the sharp
+    # original must score better (lower) than its bicubic reconstruction
+    assert np.isfinite(niqe.reproduced).all() and (niqe.reproduced > 0).all()
+    by_method = niqe.set_index("method").reproduced
+    assert by_method["HR"] < by_method["Bicubic"]
+    assert niqe.note.str.contains("Set5/butterfly").all()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["content_loss"] == {"kind": "mse", "what": losses.CONTENT_LOSSES["mse"], "substitute": True}
     assert prov["data"]["rated_images"] == ["Set5/butterfly"]  # the first of the seed-0 draw of 10
