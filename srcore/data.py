@@ -3,8 +3,9 @@
 Images are numpy ``uint8`` arrays, ``(H,W,3)`` RGB or ``(H,W)`` single-channel; tensors
 are float ``(B,3,h,w)`` in ``[0,1]``. The data root is ``$SRCORE_DATA`` (laid out as
 ``benchmark/<Set>/HR``, ``benchmark/<Set>/LR_bicubic/X<s>``, ``train/<Folder>``), else the
-checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), whatever the
-current directory (papermill runs notebooks from ``notebooks/``).
+checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), else
+``shared/datasets`` beside the checkout, whatever the current directory (papermill runs
+notebooks from ``notebooks/``): the same rule for make, ``python -m``, benchmarks and JupyterLab.
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from srcore.download import DEFAULT_DATA_ROOT
+from srcore.download import default_data_root
 from srcore.resize import imresize  # noqa: F401  (public API: srcore.data.imresize)
 
 SCALES = (2, 3, 4)
 BENCHMARKS = ("Set5", "Set14", "BSD100", "Urban100", "General100", "Manga109")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+NO_DATA = "none"  # SRCORE_DATA=none: run as if no data existed (the embedded photos), even where data is found
 
 
 class DataError(RuntimeError):
@@ -35,9 +39,12 @@ def check_scale(scale) -> int:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else DEFAULT_DATA_ROOT; it must exist."""
-    source = "root" if root is not None else "SRCORE_DATA" if os.environ.get("SRCORE_DATA") else None
-    path = Path(root if root is not None else os.environ.get("SRCORE_DATA") or DEFAULT_DATA_ROOT)
+    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`srcore.download.default_data_root`; it must exist."""
+    env = os.environ.get("SRCORE_DATA")
+    if root is None and env is not None and env.lower() == NO_DATA:
+        raise DataError("SRCORE_DATA=none: no data root (smoke runs use the embedded photos)")
+    source = "root" if root is not None else "SRCORE_DATA" if env else None
+    path = Path(root if root is not None else env or default_data_root())
     if not path.is_dir():
         how = f"{source}={path}" if source else f"the default data root {path.resolve()} (SRCORE_DATA is not set)"
         raise DataError(f"{how} does not exist: set SRCORE_DATA to a folder holding benchmark/ and train/, "
@@ -53,7 +60,8 @@ def find_root(root: str | os.PathLike | None = None, *, benchmarks=(), train_set
     root was asked for at all (neither ``root`` nor ``$SRCORE_DATA``). A root that was asked for
     and is missing or incomplete is an error naming what it lacks.
     """
-    configured = root is not None or bool(os.environ.get("SRCORE_DATA"))
+    env = os.environ.get("SRCORE_DATA") or ""
+    configured = root is not None or (bool(env) and env.lower() != NO_DATA)
     try:
         path = data_root(root)
         missing = [f"benchmark/{s}/HR" for s in benchmarks if not (path / "benchmark" / s / "HR").is_dir()]

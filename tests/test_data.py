@@ -101,7 +101,7 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
     with pytest.raises(data.DataError, match=r"SRCORE_DATA=.*nowhere does not exist"):
         data.benchmark_set("Set5", 2)
     monkeypatch.delenv("SRCORE_DATA")
-    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", tmp_path / "data")
+    monkeypatch.setattr(data, "default_data_root", lambda: tmp_path / "data")
     with pytest.raises(data.DataError, match=r"default data root .*data \(SRCORE_DATA is not set\)"):
         data.data_root()
 
@@ -125,7 +125,24 @@ def test_find_root_falls_back_to_embedded_only_when_no_root_was_asked_for(tmp_pa
     with pytest.raises(data.DataError, match="lacks benchmark/General100/HR, train/DIV2K"):
         data.find_root(data_root, benchmarks=["Set5", "General100"], train_sets=["T91", "DIV2K"], allow_embedded=True)
     monkeypatch.delenv("SRCORE_DATA", raising=False)
-    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", tmp_path / "none")
+    monkeypatch.setattr(data, "default_data_root", lambda: tmp_path / "none")
     assert data.find_root(None, benchmarks=["Set5"], allow_embedded=True) is None
     with pytest.raises(data.DataError, match="does not exist"):
         data.find_root(None, benchmarks=["Set5"], allow_embedded=False)
+    monkeypatch.setenv("SRCORE_DATA", "none")  # data exists, but the user asks for none
+    monkeypatch.setattr(data, "default_data_root", lambda: data_root)
+    assert data.find_root(None, benchmarks=["Set5"], allow_embedded=True) is None
+    with pytest.raises(data.DataError, match="SRCORE_DATA=none"):
+        data.find_root(None, benchmarks=["Set5"], allow_embedded=False)
+
+
+def test_default_data_root_is_data_else_shared_datasets_beside_the_checkout(tmp_path, monkeypatch):
+    from srcore import download
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr(download, "DEFAULT_DATA_ROOT", checkout / "data")
+    monkeypatch.setattr(download, "SIBLING_DATA_ROOT", tmp_path / "shared" / "datasets")
+    assert download.default_data_root() == checkout / "data"  # neither exists: the folder downloads go to
+    (tmp_path / "shared" / "datasets").mkdir(parents=True)
+    assert download.default_data_root() == tmp_path / "shared" / "datasets"
+    (checkout / "data").mkdir(parents=True)
+    assert download.default_data_root() == checkout / "data"  # the checkout's own data wins
