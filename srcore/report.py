@@ -64,7 +64,12 @@ def output_dir(paper: str, profile: str, out_dir: str | os.PathLike | None = Non
 
 
 def git_commit() -> str:
-    """HEAD of the project, with '-dirty' when the work tree has uncommitted changes; 'unknown' outside git."""
+    """HEAD of the project, with '-dirty' when the work tree has uncommitted changes; 'unknown' outside git.
+
+    $SRCORE_COMMIT, when set, is the answer: a bundle's copy of the code (srcore.bundle) has no .git.
+    """
+    if os.environ.get("SRCORE_COMMIT"):
+        return os.environ["SRCORE_COMMIT"]
     def git(*args):
         return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     try:
