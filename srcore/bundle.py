@@ -389,7 +389,7 @@ def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status:
 
     ``<paper>_results.tar.gz`` (the results folder, the training logs log.csv/eval.csv of every
     run, the executed notebook and bundle.json), ``<paper>.ipynb``, ``<paper>_weights.tar.gz`` (the networks'
-    final weights, smallest first while the archive stays under 16 MiB), ``run.json`` (status)
+    final weights: generators ("net", "G") smallest first, then other modules, while under 16 MiB), ``run.json`` (status)
     and the log, which run.sh writes there itself.
     """
     work, out = Path(work), Path(out)
@@ -417,9 +417,11 @@ def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status:
         archive = out / f"{paper}_weights.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
             budget = MAX_FILE - MIB  # compressed size <= raw size: stay under the cap by raw bytes
-            for f in sorted(weights, key=lambda f: f.stat().st_size):
+            # the networks the tables evaluate ("net", "G") before adapters, heads and discriminators;
+            # within each, smallest first, so the students come back before their teachers
+            for f in sorted(weights, key=lambda f: (f.stem not in ("net", "G"), f.stat().st_size)):
                 if f.stat().st_size > budget:
-                    break
+                    continue
                 tar.add(f, arcname=f"weights/{f.relative_to(work / 'weights')}")
                 budget -= f.stat().st_size
         written.append(archive)
@@ -442,6 +444,8 @@ def _final_weights(ckpt: Path, dest: Path) -> list[Path]:
         return []
     found = []
     for last in sorted(ckpt.rglob("last.pt")):
+        if "probe" in last.relative_to(ckpt).parts:  # timing probes (moon2023's Table 6), not results
+            continue
         try:
             state = torch.load(last, map_location="cpu", weights_only=False)
         except Exception as e:  # a checkpoint being written when the run was killed: skip it
@@ -458,7 +462,8 @@ def _final_weights(ckpt: Path, dest: Path) -> list[Path]:
 
 # --- rehearsal -------------------------------------------------------------------------------------------
 def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | os.PathLike | None = None) -> Path:
-    """A virtual environment holding only the ``targets`` distributions of this interpreter's site-packages.
+    """A virtual environment holding only the ``targets`` distributions of this interpreter's site-packages
+    (and what they require).
 
     No system site-packages; the target's packages are symlinked from ``source_site`` into one
     folder named by a .pth file, so anything else (papermill, ipykernel, IPython) is missing
@@ -466,14 +471,26 @@ def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | o
     """
     from importlib import metadata
 
+    from packaging.requirements import Requirement
+
     path = Path(path)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     site = Path(source_site or next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()))
     exposed = path / "target-site"
     exposed.mkdir()
-    for dist in metadata.distributions(path=[str(site)]):
-        if normalize(dist.metadata["Name"]) not in targets:
+    dists = {normalize(d.metadata["Name"]): d for d in metadata.distributions(path=[str(site)])}
+    wanted, todo = set(), [t for t in targets if t in dists]
+    while todo:  # an image that has a package has what it requires too (huggingface-hub needs its HTTP client)
+        name = todo.pop()
+        if name in wanted:
             continue
+        wanted.add(name)
+        for req in dists[name].requires or []:
+            r = Requirement(req)
+            if (r.marker is None or r.marker.evaluate({"extra": ""})) and normalize(r.name) in dists:
+                todo.append(normalize(r.name))
+    for name in wanted:
+        dist = dists[name]
         tops = {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
         for top in tops:
             if (site / top).exists() and not (exposed / top).exists():
