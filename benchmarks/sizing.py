@@ -268,7 +268,9 @@ def role_ops(role: Role) -> int:
 
 
 def role_overhead_s(role: Role, reps: int = 3) -> float:
-    """Seconds of one pass at width 4, batch 1, on this CPU: the per-step overhead (launches, Python).
+    """CPU seconds of one pass at width 4, batch 1, on one thread: the per-step overhead (launches, Python).
+
+    Process time rather than wall time: this machine is shared, and other processes' load would count.
 
     Generators see an 8-pixel LR patch; discriminators keep their input side (their dense layer is sized for it).
     """
@@ -277,13 +279,13 @@ def role_overhead_s(role: Role, reps: int = 3) -> float:
     x = torch.rand(1, 3, side, side)
     times = []
     for _ in range(reps + 1):
-        tic = time.perf_counter()
+        tic = time.process_time()
         if role.mode == "train":
             _out_sum(net(x)).backward()
         else:
             with torch.no_grad():
                 net(x)
-        times.append(time.perf_counter() - tic)
+        times.append(time.process_time() - tic)
     return float(np.median(times[1:])) * role.times
 
 
@@ -314,19 +316,19 @@ def metrics_s_per_mpix() -> float:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
-    tic = time.perf_counter()
+    tic = time.process_time()
     psnr(a, b, 2), ssim(a, b, 2)
-    return (time.perf_counter() - tic) / (512 * 512 / 1e6)
+    return (time.process_time() - tic) / (512 * 512 / 1e6)
 
 
 def data_prep_s(root: Path, files: list[str], scales: list[int]) -> float:
     """Decode the training images and make their LR (srcore.data.TrainSet) once per scale, timed here."""
     from srcore import data
-    tic = time.perf_counter()
+    tic = time.process_time()
     images = {f: data.load_image(root / f) for f in files if f.startswith("train/")}
     for x in scales:
         data.TrainSet(images, x, hr_patch=x * 8, small_images="skip")
-    return time.perf_counter() - tic
+    return time.process_time() - tic
 
 
 def calls(paper: str) -> list[tuple[str, list[int] | None]]:

@@ -10,11 +10,13 @@
 #    executed notebook), @PAPER@_results.tar.gz (results folder, training logs, notebook),
 #    @PAPER@_weights.tar.gz (final weights of the trained networks, as many as fit in 16 MiB) and
 #    run.json (exit status, file sizes). Step 3 also runs when the job is stopped (TERM, INT) or
-#    RUN_LIMIT_S passes: the run is sent TERM (the Trainer checkpoints and stops), given 30 s, and
-#    whatever it wrote is packed.
+#    RUN_LIMIT_S passes: the notebook's kernel is sent TERM (the Trainer checkpoints and stops),
+#    the run gets GRACE_S seconds (default 120) to finish, and whatever it wrote is packed.
 #
 # Environment: PYTHON (default python3, the one with torch), WORK (scratch folder; default a new
-# folder under ${TMPDIR:-/tmp}), RUN_LIMIT_S (stop the run after this many seconds; default none).
+# folder under ${TMPDIR:-/tmp}), RUN_LIMIT_S (stop the run after this many seconds; default none),
+# GRACE_S (seconds a stopped run gets to finish; default 120). Keep RUN_LIMIT_S + GRACE_S + ~20 s
+# under the job's own time limit.
 set -uo pipefail
 PAPER=@PAPER@
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,11 +41,14 @@ finish() {  # $1: why. Stop the run (TERM, then KILL after 30 s) and pack what i
     local why=$1
     [ -n "${WATCHDOG:-}" ] && kill "$WATCHDOG" 2>/dev/null
     if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
-        echo "== $(date -u +%FT%TZ) $why: stopping the run (TERM; it checkpoints and stops)"
         local kids
         kids=$(ps -o pid= --ppid "$CHILD" 2>/dev/null)     # the notebook's kernel
-        kill -TERM $kids "$CHILD" 2>/dev/null
-        for _ in $(seq 30); do kill -0 "$CHILD" 2>/dev/null || break; sleep 1; done
+        # TERM to the kernel first: the Trainer checkpoints and stops, and the notebook may still
+        # evaluate and write what it trained; after GRACE_S everything is stopped
+        echo "== $(date -u +%FT%TZ) $why: stopping the run (TERM to the kernel, then ${GRACE_S:-120} s to finish)"
+        kill -TERM ${kids:-$CHILD} 2>/dev/null
+        for _ in $(seq "${GRACE_S:-120}"); do kill -0 "$CHILD" 2>/dev/null || break; sleep 1; done
+        kill -TERM $kids "$CHILD" 2>/dev/null && sleep 3
         kill -KILL $kids "$CHILD" 2>/dev/null
     fi
     echo "== $(date -u +%FT%TZ) packing results into $OUT ($why)"

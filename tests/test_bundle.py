@@ -131,7 +131,8 @@ def test_rehearsal_seo_x2(tmp_path, data_root, monkeypatch):
     # stopped from outside: still a log, a status and whatever was written
     out = tmp_path / "out" / "stopped"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SRCORE_DATA")}
-    env.update(PATH=f"{venv_py.parent}:{env['PATH']}", RUN_LIMIT_S="12", WORK=str(tmp_path / "scratch2"))
+    env.update(PATH=f"{venv_py.parent}:{env['PATH']}", RUN_LIMIT_S="12", GRACE_S="20",
+               WORK=str(tmp_path / "scratch2"))
     rc = os.spawnvpe(os.P_WAIT, str(tmp_path / "bundle" / "run.sh"),
                      [str(tmp_path / "bundle" / "run.sh"), str(out), "-p", "teacher_steps=100000"], env)
     assert rc == 143
