@@ -290,17 +290,21 @@ def too_large(plan: Plan, parts: list[Part], max_mib: float) -> str:
     largest = sorted(parts, key=lambda p: -p.bytes)[:4]
     params = config.load(plan.paper, plan.profile, **plan.overrides)
     hints = []
-    if len(params.get("scales") or []) > 1:
+    lr_bytes = sum((plan.data_root / f).stat().st_size for fs in plan.data.values() for f in fs if "/LR_bicubic/" in f)
+    if len(run_scales(plan.paper, params)) > 1 and lr_bytes > 0.05 * total * MIB:  # LR files are per scale
         hints.append("one scale per call (--scales 2, then --scales 3, ...)")
-    data = [p for p in largest if p.name.startswith("data/")]
-    for p in data:
+    for p in largest:
+        if not p.name.startswith("data/"):
+            continue
         kind, name = p.name.split("/")[1:3]
         if kind == "benchmark":
-            hints.append(f"fewer {name} images (-p eval_limit={{{name}: N}} or leave it out of eval_sets)")
+            hints.append(f"fewer {name} images (-p eval_limit={{...{name}: N}}: the whole dict, or leave it out of eval_sets)")
         else:
             hints.append(f"fewer training images (-p train_limit=N; now {params['train_limit']})")
+    lines = describe(largest).splitlines()[:-1]  # the parts, not their sum
     return (f"the bundle of {plan.paper} ({plan.profile}) would be {total:.1f} MiB, over --max-mib {max_mib:g}.\n"
-            f"Largest parts:\n{describe(largest)}\nTo fit, try: {'; '.join(dict.fromkeys(hints)) or 'a larger --max-mib'}.")
+            f"Largest parts:\n" + "\n".join(lines) +
+            f"\nTo fit, try: {'; '.join(dict.fromkeys(hints)) or 'a larger --max-mib'}.")
 
 
 def plan(paper: str, profile: str = "quick", scales: list[int] | None = None, overrides: dict | None = None,

@@ -78,6 +78,7 @@ export PYTHONPATH="$HERE/code:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 export SRCORE_DATA="$HERE/data" SRCORE_WEIGHTS="$HERE/weights" SRCORE_COMMIT=@COMMIT@
 export TORCH_HOME="$WORK/torch" MPLBACKEND=Agg PYTHONUNBUFFERED=1 JUPYTER_PLATFORM_DIRS=1
 export JUPYTER_RUNTIME_DIR="$WORK/jupyter" IPYTHONDIR="$WORK/ipython" PATH="$WORK/site/bin:$PATH"
+export SRCORE_CACHE="${SRCORE_CACHE:-$WORK/cache}"   # srcore's LR cache: scratch, not the node's home
 mkdir -p "$SRCORE_WEIGHTS"
 WATCHDOG=
 if [ -n "${RUN_LIMIT_S:-}" ]; then

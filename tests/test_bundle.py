@@ -61,7 +61,8 @@ def test_too_large_is_refused_before_anything_is_written(tmp_path, data_root):
         bundle.build("seo_squeezesr_kd", out, "quick", max_mib=20, data_root=data_root)
     msg = str(e.value)
     assert "over --max-mib 20" in msg and "data/train/BSD200" in msg and "data/benchmark/Urban100" in msg
-    assert "--scales 2" in msg and "eval_limit" in msg
+    assert "train_limit=N; now 91" in msg and "fewer Urban100 images" in msg
+    assert "--scales" not in msg  # LR files per scale are 1% of seo's data: one scale per call would not help
     assert not out.exists()
 
 
