@@ -388,12 +388,14 @@ def _copy(src: Path, dst: Path) -> None:
 MAX_FILE = 16 * MIB
 
 
-def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status: str = "") -> list[Path]:
-    """Pack a run's folder ``work/runs`` into ``out`` (called by run.sh, also after a kill): at most 5 files.
+def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status: str = "",
+            weight_archives: int = 3) -> list[Path]:
+    """Pack a run's folder ``work/runs`` into ``out`` (called by run.sh, also after a kill): at most 7 files.
 
     ``<paper>_results.tar.gz`` (the results folder, the training logs log.csv/eval.csv of every
-    run, the executed notebook and bundle.json), ``<paper>.ipynb``, ``<paper>_weights.tar.gz`` (the networks'
-    final weights: generators ("net", "G") smallest first, then other modules, while under 16 MiB), ``run.json`` (status)
+    run, the executed notebook and bundle.json), ``<paper>.ipynb``, up to ``weight_archives``
+    ``<paper>_weights[_N].tar.gz`` of 16 MiB (the networks' final weights in float16: generators
+    ("net", "G...") smallest first, then other modules), ``run.json`` (status, what was left behind)
     and the log, which run.sh writes there itself.
     """
     work, out = Path(work), Path(out)
@@ -417,19 +419,27 @@ def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status:
             tar.add(work / "bundle.json", arcname="bundle.json")
     written.append(results)
     weights = _final_weights(runs / "checkpoints" / paper, work / "weights")
-    if weights:
-        archive = out / f"{paper}_weights.tar.gz"
+    # the networks the tables evaluate ("net", "G...") before adapters, heads and discriminators;
+    # within each, smallest first, so the students come back before their teachers
+    order = sorted(weights, key=lambda f: (not f.stem.startswith(("net", "G")), f.stat().st_size))
+    budget = MAX_FILE - MIB  # compressed size <= raw size: stay under the cap by raw bytes
+    bins: list[list[Path]] = []
+    for f in order:
+        size = f.stat().st_size
+        room = [b for b in bins if sum(x.stat().st_size for x in b) + size <= budget]
+        if room:
+            room[0].append(f)
+        elif size <= budget and len(bins) < weight_archives:
+            bins.append([f])
+    for i, files in enumerate(bins):
+        archive = out / f"{paper}_weights{'' if i == 0 else f'_{i + 1}'}.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
-            budget = MAX_FILE - MIB  # compressed size <= raw size: stay under the cap by raw bytes
-            # the networks the tables evaluate ("net", "G") before adapters, heads and discriminators;
-            # within each, smallest first, so the students come back before their teachers
-            for f in sorted(weights, key=lambda f: (f.stem not in ("net", "G"), f.stat().st_size)):
-                if f.stat().st_size > budget:
-                    continue
+            for f in files:
                 tar.add(f, arcname=f"weights/{f.relative_to(work / 'weights')}")
-                budget -= f.stat().st_size
         written.append(archive)
+    left = sorted(str(f.relative_to(work / "weights")) for f in set(weights) - {f for b in bins for f in b})
     summary = {"paper": paper, "status": status, "files": {f.name: f.stat().st_size for f in written},
+               "weights_left_behind": left,
                "collected": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     big = [f.name for f in written if f.stat().st_size > MAX_FILE]
     if big:
@@ -439,7 +449,7 @@ def collect(work: str | os.PathLike, out: str | os.PathLike, paper: str, status:
 
 
 def _final_weights(ckpt: Path, dest: Path) -> list[Path]:
-    """The networks of every ``last.pt`` under ``ckpt`` without optimizer state: ``dest/<run>/<net>.pt``."""
+    """The networks of every ``last.pt`` under ``ckpt``, float16, without optimizer state: ``dest/<run>/<net>.pt``."""
     if not ckpt.is_dir():
         return []
     try:
@@ -459,7 +469,8 @@ def _final_weights(ckpt: Path, dest: Path) -> list[Path]:
         for net, sd in state.get("nets", {}).items():
             path = dest / run / f"{net}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": sd, "step": state.get("step"), "run": str(run)}, path)
+            half = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}  # half the bytes
+            torch.save({"state_dict": half, "dtype": "float16", "step": state.get("step"), "run": str(run)}, path)
             found.append(path)
     return found
 
@@ -550,7 +561,8 @@ def main(argv=None) -> int:
     ap.add_argument("--status", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.collect:
-        files = collect(*args.collect, paper=args.paper, status=args.status)
+        files = collect(*args.collect, paper=args.paper, status=args.status,
+                        weight_archives=int(os.environ.get("WEIGHT_ARCHIVES", 3)))
         print("collected: " + ", ".join(f"{f.name} ({f.stat().st_size / MIB:.2f} MiB)" for f in files))
         return 0
     if not args.paper or not (args.out or args.rehearse):

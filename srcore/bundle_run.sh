@@ -6,9 +6,10 @@
 # 1. installs wheels/ with pip --no-index --no-deps into a scratch folder on PYTHONPATH (the image's
 #    torch, numpy, ... stay the ones used), 2. runs `python -m srcore.reproduce --paper @PAPER@
 #    --profile @PROFILE@` on data/ with the bundle's parameters, then yours, 3. leaves in OUT (made if
-#    needed) at most 5 files: run.log (everything printed, from the first line), @PAPER@.ipynb (the
+#    needed) at most 7 files: run.log (everything printed, from the first line), @PAPER@.ipynb (the
 #    executed notebook), @PAPER@_results.tar.gz (results folder, training logs, notebook),
-#    @PAPER@_weights.tar.gz (final weights of the trained networks, as many as fit in 16 MiB) and
+#    @PAPER@_weights[_2,_3].tar.gz (final float16 weights of the trained networks, students first,
+#    as many as fit in WEIGHT_ARCHIVES archives of 16 MiB; default 3) and
 #    run.json (exit status, file sizes). Step 3 also runs when the job is stopped (TERM, INT) or
 #    RUN_LIMIT_S passes: the notebook's kernel is sent TERM (the Trainer checkpoints and stops),
 #    the run gets GRACE_S seconds (default 120) to finish, and whatever it wrote is packed.

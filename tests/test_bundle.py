@@ -94,8 +94,8 @@ def test_collect_packs_results_logs_and_final_weights(tmp_path):
     with tarfile.open(out / "seo_squeezesr_kd_weights.tar.gz") as tar:
         tar.extractall(tmp_path / "w", filter="data")
     saved = torch.load(tmp_path / "w" / "weights" / "SqueezeSR_x2-abc" / "net.pt")
-    assert saved["step"] == 7 and set(saved) == {"state_dict", "step", "run"}
-    assert torch.equal(saved["state_dict"]["weight"], net.weight)
+    assert saved["step"] == 7 and set(saved) == {"state_dict", "dtype", "step", "run"}
+    assert torch.equal(saved["state_dict"]["weight"], net.weight.detach().half())
     assert json.loads((out / "run.json").read_text())["status"] == "stopped (TERM)"
 
 
@@ -140,3 +140,20 @@ def test_rehearsal_seo_x2(tmp_path, data_root, monkeypatch):
     assert "stopping the run" in (out / "run.log").read_text()
     assert json.loads((out / "run.json").read_text())["status"] == "stopped (TERM)"
     assert (out / "seo_squeezesr_kd_results.tar.gz").is_file()
+
+
+def test_weights_spread_over_archives_of_16_mib(tmp_path):
+    """Four 6 MB generators: two per archive; with one archive allowed the rest is listed as left behind."""
+    work = tmp_path / "work"
+    _fake_run(work)
+    for i in range(4):
+        run = work / "runs" / "checkpoints" / "seo_squeezesr_kd" / f"S{i}"
+        run.mkdir()
+        torch.save({"step": 1, "nets": {"G": {"w": torch.rand(3_000_000)}}}, run / "last.pt")  # 6 MB in float16
+    files = bundle.collect(work, tmp_path / "out3", "seo_squeezesr_kd")
+    archives = sorted(f.name for f in files if "_weights" in f.name)
+    assert archives == ["seo_squeezesr_kd_weights.tar.gz", "seo_squeezesr_kd_weights_2.tar.gz"]
+    assert all(f.stat().st_size <= 16 * 2**20 for f in files)
+    bundle.collect(work, tmp_path / "out1", "seo_squeezesr_kd", weight_archives=1)
+    summary = json.loads((tmp_path / "out1" / "run.json").read_text())
+    assert len(summary["weights_left_behind"]) == 2 and all(n.endswith("G.pt") for n in summary["weights_left_behind"])
