@@ -55,8 +55,8 @@ import random
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
