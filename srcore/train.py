@@ -262,9 +262,9 @@ class _Prefetch:
     source back into that state, as if the batch had never been drawn.
     """
 
-    def __init__(self, data, produce: Callable[[], object]):
+    def __init__(self, data, produce: Callable[[], object], initializer: Callable[[], None] | None = None):
         self.data, self.produce = data, produce
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srcore-batches")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srcore-batches", initializer=initializer)
         self._state = copy.deepcopy(data.state_dict())
         self._next = self.pool.submit(produce)
 
@@ -499,7 +499,9 @@ class Trainer:
         if not (hasattr(data, "draw") and hasattr(data, "state_dict") and hasattr(data, "load_state_dict")):
             return data
         if self.device.type == "cuda":  # pinned uint8: the copy is asynchronous, the GPU converts
-            return _Prefetch(data, lambda: data.draw(pin=True))
+            # the worker's current device is this rank's (else pinning would open a context on cuda:0)
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return _Prefetch(data, lambda: data.draw(pin=True), initializer=lambda: torch.cuda.set_device(index))
         return _Prefetch(data, lambda: next(data))  # CPU: the float conversion too runs in the worker (NumPy)
 
     def _fit(self, data) -> None:

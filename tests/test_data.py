@@ -1,5 +1,6 @@
 """Data loading: the known layout, patch alignment, and clear errors on bad input."""
 import io
+import sys
 import zlib
 from pathlib import Path
 
@@ -203,6 +204,13 @@ def test_lr_cache_is_moved_by_srcore_cache_cleared_and_switched_off(tmp_path, mo
     assert len(resizes) == 4  # no cache: every call resizes
     monkeypatch.delenv("SRCORE_CACHE")
     assert data.cache_dir() == Path.home() / ".cache" / "srcore"
+
+
+def test_lr_cache_keys_fall_back_to_sha256_without_xxhash(lr_cache, resizes, monkeypatch):
+    hr = np.random.default_rng(5).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    monkeypatch.setitem(sys.modules, "xxhash", None)  # import xxhash raises ImportError
+    assert np.array_equal(data.bicubic_lr(hr, 2), data.bicubic_lr(hr, 2)) and len(resizes) == 1
+    assert [p.name[:7] for p in lr_cache.glob("*.npy")] == ["sha256-"]
 
 
 def test_an_unwritable_cache_warns_and_still_returns_the_lr(tmp_path, monkeypatch):
