@@ -257,7 +257,7 @@ _RRDB_RULES = {  # layout -> (regex, function of the match -> srcore key)
     "basicsr": [
         (r"conv_first\.(weight|bias)", lambda m: f"conv_first.{m[1]}"),
         (r"body\.(\d+)\.rdb([123])\.conv([1-5])\.(weight|bias)", lambda m: f"body.{m[1]}." + _rdb(m[2], m[3], m[4])),
-        (r"(conv_body|conv_up1|conv_up2|conv_hr|conv_last)\.(weight|bias)", lambda m: f"{m[1]}.{m[2]}"),
+        (r"(conv_body|conv_up\d|conv_hr|conv_last)\.(weight|bias)", lambda m: f"{m[1]}.{m[2]}"),  # conv_up3: x8, refused below
     ],
     "esrgan": [
         (r"conv_first\.(weight|bias)", lambda m: f"conv_first.{m[1]}"),
