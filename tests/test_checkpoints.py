@@ -240,15 +240,18 @@ def test_basicsr_vgg_style_discriminator():
         from_checkpoint(bigger)
 
 
-def small_srcore_nets() -> dict[str, nn.Module]:
+SMALL_SRCORE_NETS = {
+    "EDSR": lambda: nets.EDSR(nets.EDSRConfig(scale=3, n_feats=8, n_blocks=2, res_scale=1.0)),
+    "RRDBNet": lambda: checkpoints.make_rrdbnet(8, 1, 4),
+    "SRResNet": lambda: nets.SRResNet(nets.SRResNetConfig(scale=2, n_feats=8, n_blocks=2)),
+    "SRGANDiscriminator": lambda: nets.SRGANDiscriminator(nets.SRGANDiscriminatorConfig(input_size=32, n_feats=4, dense=16)),
+    "VGGStyleDiscriminator": lambda: nets.VGGStyleDiscriminator(nf=4, input_size=64),
+}
+
+
+def small_srcore_net(kind: str) -> nn.Module:
     torch.manual_seed(2)
-    return {
-        "EDSR": nets.EDSR(nets.EDSRConfig(scale=3, n_feats=8, n_blocks=2, res_scale=1.0)),
-        "RRDBNet": checkpoints.make_rrdbnet(8, 1, 4),
-        "SRResNet": nets.SRResNet(nets.SRResNetConfig(scale=2, n_feats=8, n_blocks=2)),
-        "SRGANDiscriminator": nets.SRGANDiscriminator(nets.SRGANDiscriminatorConfig(input_size=32, n_feats=4, dense=16)),
-        "VGGStyleDiscriminator": nets.VGGStyleDiscriminator(nf=4, input_size=64),
-    }
+    return SMALL_SRCORE_NETS[kind]()
 
 
 def _input(net: nn.Module) -> torch.Tensor:
@@ -256,9 +259,9 @@ def _input(net: nn.Module) -> torch.Tensor:
     return torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(3))
 
 
-@pytest.mark.parametrize("kind", list(small_srcore_nets()))
+@pytest.mark.parametrize("kind", list(SMALL_SRCORE_NETS))
 def test_srcore_checkpoints_round_trip(kind, tmp_path):
-    net = small_srcore_nets()[kind]
+    net = small_srcore_net(kind)
     for m in net.modules():  # non-trivial BN statistics and slopes
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 2)
@@ -278,7 +281,7 @@ def test_srcore_checkpoints_round_trip(kind, tmp_path):
 
 
 def test_trainer_checkpoint_with_several_networks_takes_net(tmp_path):
-    g, d = small_srcore_nets()["SRResNet"], small_srcore_nets()["SRGANDiscriminator"]
+    g, d = small_srcore_net("SRResNet"), small_srcore_net("SRGANDiscriminator")
     state = {"step": 1, "nets": {"G": g.state_dict(), "D": d.state_dict(), "teacher": g.state_dict()}}
     assert isinstance(from_checkpoint(state), nets.SRResNet)  # "G" by default
     assert isinstance(from_checkpoint(state, net="D"), nets.SRGANDiscriminator)
