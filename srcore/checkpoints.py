@@ -136,14 +136,17 @@ def _rename(sd: dict, rules) -> dict:
 
 
 def _load_strict(net: nn.Module, sd: dict) -> nn.Module:
-    """Add zero biases where srcore has a bias the official layer lacks, then load strictly, eval mode."""
-    own = net.state_dict()
-    for k, v in own.items():
-        if k.endswith(".bias") and k not in sd and k[:-5] + ".weight" in sd and isinstance(
-                net.get_submodule(k[:-5]), (nn.Conv2d, nn.Linear)):
-            sd[k] = torch.zeros_like(v)
     net.load_state_dict(sd, strict=True)
     return net.eval()
+
+
+def _zero_biases(net: nn.Module, sd: dict) -> dict:
+    """Zero biases for srcore convs whose official layer has none (a conv before BatchNorm): same function."""
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d) and module.bias is not None and f"{name}.bias" not in sd \
+                and f"{name}.weight" in sd:
+            sd[f"{name}.bias"] = torch.zeros_like(module.bias)
+    return sd
 
 
 def _blocks(sd: dict, prefix: str) -> int:
@@ -327,7 +330,7 @@ def build_lornatang_srresnet(sd: dict) -> nets.SRResNet:
     c = out["head.0.weight"].shape[0]
     scale = _upsampler_scale(out, [f"upsampler.{3 * k}.weight" for k in range(n_stages)], c)
     net = nets.SRResNet(nets.SRResNetConfig(scale=scale, n_feats=c, n_blocks=_blocks(out, "blocks.")))
-    return _load_strict(net, out)
+    return _load_strict(net, _zero_biases(net, out))
 
 
 def build_srcore_srresnet(sd: dict) -> nets.SRResNet:
@@ -348,7 +351,8 @@ def _srgan_discriminator(sd: dict, dense_key: str) -> nets.SRGANDiscriminator:
 def build_lornatang_discriminator(sd: dict) -> nets.SRGANDiscriminator:
     out = _rename(sd, [(r"(features\.\d+\..+)", r"\1"), (r"classifier\.0\.(weight|bias)", r"classifier.1.\1"),
                        (r"classifier\.2\.(weight|bias)", r"classifier.3.\1")])
-    return _load_strict(_srgan_discriminator(out, "classifier.1.weight"), out)
+    net = _srgan_discriminator(out, "classifier.1.weight")
+    return _load_strict(net, _zero_biases(net, out))
 
 
 def build_srcore_srgan_discriminator(sd: dict) -> nets.SRGANDiscriminator:
