@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -123,7 +123,8 @@ class Layout:
 
 
 def _rename(sd: dict, rules) -> dict:
-    """Apply the first matching (regex, replacement) of ``rules`` to every key; a key no rule matches is an error."""
+    """Rename every key by the first (regex, replacement) of ``rules`` it fully matches; the replacement is
+    a ``re.sub`` template or a function of the match. A key no rule matches is an error."""
     out = {}
     for k, v in sd.items():
         for pattern, repl in rules:
@@ -256,7 +257,7 @@ def _rdb(k: str, j: str, w: str) -> str:  # official RDB k (1..3), conv j (1..5)
     return f"rdbs.{int(k) - 1}." + ("conv5" if j == "5" else f"convs.{int(j) - 1}") + f".{w}"
 
 
-_RRDB_RULES = {  # layout -> (regex, function of the match -> srcore key)
+_RRDB_RULES = {  # layout -> [(regex, function of the match -> srcore key)]
     "basicsr": [
         (r"conv_first\.(weight|bias)", lambda m: f"conv_first.{m[1]}"),
         (r"body\.(\d+)\.rdb([123])\.conv([1-5])\.(weight|bias)", lambda m: f"body.{m[1]}." + _rdb(m[2], m[3], m[4])),
@@ -280,18 +281,6 @@ _RRDB_RULES = {  # layout -> (regex, function of the match -> srcore key)
 }
 
 
-def _rename_fn(sd: dict, rules) -> dict:
-    out = {}
-    for k, v in sd.items():
-        for pattern, fn in rules:
-            if m := re.fullmatch(pattern, k):
-                out[fn(m)] = v
-                break
-        else:
-            raise UnsupportedCheckpoint(f"unexpected key {k} {tuple(v.shape)} for an RRDBNet")
-    return out
-
-
 def _rrdbnet_from_srcore_names(sd: dict) -> nets.RRDBNet:
     first = sd["conv_first.weight"]
     if first.shape[1] in (12, 48):
@@ -307,7 +296,7 @@ def _rrdbnet_from_srcore_names(sd: dict) -> nets.RRDBNet:
 
 def _rrdbnet_builder(layout: str):
     def build(sd: dict) -> nets.RRDBNet:
-        return _rrdbnet_from_srcore_names(_rename_fn(sd, _RRDB_RULES[layout]) if layout != "srcore" else dict(sd))
+        return _rrdbnet_from_srcore_names(_rename(sd, _RRDB_RULES[layout]) if layout != "srcore" else dict(sd))
     return build
 
 
@@ -315,18 +304,14 @@ def _rrdbnet_builder(layout: str):
 
 def build_lornatang_srresnet(sd: dict) -> nets.SRResNet:
     n_stages = _blocks(sd, "upsampling.")
-    rules = [
+    out = _rename(sd, [
         (r"conv1\.([01])\.(.+)", r"head.\1.\2"),
         (r"trunk\.(\d+)\.rcb\.([0-4])\.(.+)", r"blocks.\1.body.\2.\3"),
         (r"conv2\.([01])\.(.+)", r"body_end.\1.\2"),
+        # stage k, [conv, PixelShuffle, PReLU] in both: upsample_block.{0,2} -> upsampler.{3k, 3k+2}
+        (r"upsampling\.(\d+)\.upsample_block\.([02])\.(.+)", lambda m: f"upsampler.{3 * int(m[1]) + int(m[2])}.{m[3]}"),
         (r"conv3\.(weight|bias)", r"tail.\1"),
-    ]
-    out = {}
-    for k, v in sd.items():  # upsampler stage k: [conv, PixelShuffle, PReLU] -> upsampler.{3k, 3k+2}
-        if m := re.fullmatch(r"upsampling\.(\d+)\.upsample_block\.([02])\.(.+)", k):
-            out[f"upsampler.{3 * int(m[1]) + int(m[2])}.{m[3]}"] = v
-        else:
-            out.update(_rename({k: v}, rules))
+    ])
     c = out["head.0.weight"].shape[0]
     scale = _upsampler_scale(out, [f"upsampler.{3 * k}.weight" for k in range(n_stages)], c)
     net = nets.SRResNet(nets.SRResNetConfig(scale=scale, n_feats=c, n_blocks=_blocks(out, "blocks.")))
@@ -375,13 +360,9 @@ def build_basicsr_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
     if any(k.startswith(("conv5_", "bn5_")) for k in sd):
         raise UnsupportedCheckpoint("BasicSR VGGStyleDiscriminator for 256x256 inputs (a sixth stage conv5_*): "
                                     "srcore's VGGStyleDiscriminator has five stages; only the 128x128 one is supported")
-    out = {}
-    for k, v in sd.items():
-        if m := re.fullmatch(r"(conv|bn)(\d)_([01])\.(.+)", k):
-            out[_basicsr_vgg_key(m)] = v
-        else:
-            out.update(_rename({k: v}, [(r"linear1\.(weight|bias)", r"classifier.0.\1"),
-                                        (r"linear2\.(weight|bias)", r"classifier.2.\1")]))
+    out = _rename(sd, [(r"(conv|bn)(\d)_([01])\.(.+)", _basicsr_vgg_key),
+                       (r"linear1\.(weight|bias)", r"classifier.0.\1"),
+                       (r"linear2\.(weight|bias)", r"classifier.2.\1")])
     return build_srcore_vgg_discriminator(out)
 
 
