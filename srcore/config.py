@@ -1,10 +1,13 @@
 """Profiles and notebook parameters: the only knobs.
 
-Each profile (``smoke``: CPU, minutes, CI; ``quick``: one GPU, minutes, real numbers;
-``paper``: the published settings, hours) is one YAML file in ``srcore/profiles/`` with
-one section per paper. All profiles define the same parameters for a paper; only the
-values differ. A notebook's papermill parameters are ``profile``, ``out_dir`` and any
-of its paper's parameters; anything else fails with the list of valid names.
+One YAML file per paper, ``srcore/profiles/<paper>.yaml``, holds its parameters: the base is the
+published settings (the ``paper`` profile), each parameter commented once with the paper's words
+or the spec's decision where the paper is silent; its ``quick:`` (one GPU, minutes, real numbers)
+and ``smoke:`` (CPU, minutes, CI) sections state only what those profiles change.
+``srcore/profiles/common.yaml`` states once the parameters every paper has. A paper's parameters
+under a profile, later wins: common base, paper base, common ``<profile>:``, paper ``<profile>:``.
+A notebook's papermill parameters are ``profile``, ``out_dir`` and any of its paper's parameters;
+anything else fails with the list of valid names.
 """
 from __future__ import annotations
 
@@ -33,11 +36,38 @@ class Params(dict):
             raise AttributeError(f"no parameter {name!r}; parameters: {', '.join(sorted(self))}") from None
 
 
+COMMON = "common"
+SECTIONS = ("quick", "smoke", "checks")  # not parameters: a profile file's override and check sections
+
+
+def _read(name: str) -> dict:
+    return yaml.safe_load(resources.files("srcore").joinpath("profiles", f"{name}.yaml").read_text()) or {}
+
+
+def papers() -> list[str]:
+    """The papers with a profile file, sorted."""
+    return sorted(f.name[:-5] for f in resources.files("srcore").joinpath("profiles").iterdir()
+                  if f.name.endswith(".yaml") and f.name != f"{COMMON}.yaml")
+
+
+def _compose(paper: str, profile: str) -> dict:
+    common, own = _read(COMMON), _read(paper)
+    params = {}
+    for layer in (common, own):
+        params.update({k: v for k, v in layer.items() if k not in SECTIONS})
+    for where, layer in ((COMMON, common.get(profile) or {}), (paper, own.get(profile) or {})):
+        unknown = sorted(set(layer) - set(params))
+        if unknown:  # an override must change a parameter of the base, not add one
+            raise ParameterError(f"profiles/{where}.yaml: {profile}: sets {unknown}, not parameters of {paper}")
+        params.update(layer)
+    return params
+
+
 def profile_table(profile: str) -> dict:
+    """``{paper: parameters}`` of every paper under ``profile``."""
     if profile not in PROFILES:
         raise ParameterError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
-    text = resources.files("srcore").joinpath("profiles", f"{profile}.yaml").read_text()
-    return yaml.safe_load(text)
+    return {paper: _compose(paper, profile) for paper in papers()}
 
 
 def _check_type(paper: str, name: str, value, default):
@@ -54,10 +84,11 @@ def _check_type(paper: str, name: str, value, default):
 
 def load(paper: str, profile: str = "smoke", **overrides) -> Params:
     """The parameters of ``paper`` under ``profile``, with ``overrides`` checked against them."""
-    table = profile_table(profile)
-    if paper not in table:
-        raise ParameterError(f"unknown paper {paper!r}; papers: {', '.join(sorted(table))}")
-    params = Params(table[paper])
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    if paper not in papers():
+        raise ParameterError(f"unknown paper {paper!r}; papers: {', '.join(papers())}")
+    params = Params(_compose(paper, profile))
     unknown = sorted(set(overrides) - set(params))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {paper}; "
