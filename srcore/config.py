@@ -45,6 +45,7 @@ class Params(dict):
 
 
 COMMON = "common"
+CHECKOUT = Path(__file__).resolve().parent.parent  # relative file paths in parameters may start here
 SECTIONS = ("quick", "smoke", "checks")  # not parameters: a profile file's override and check sections
 
 
@@ -154,7 +155,10 @@ def _one_of(name, value, allowed, params, among=None):
 
 
 def _one_of_or_file(name, value, allowed, params):
-    if value not in allowed and not (isinstance(value, str) and Path(value).expanduser().is_file()):
+    """One of ``allowed`` or an existing file (absolute, or relative to the working folder or the checkout:
+    the runner checks from where it was started, the notebook from notebooks/)."""
+    path = Path(value).expanduser() if isinstance(value, str) else None
+    if value not in allowed and not (path and (path.is_file() or (CHECKOUT / path).is_file())):
         return (f"{name}={_show(value)} is neither one of {_show(allowed)} nor an existing file; "
                 f"allowed: {_show(allowed)} or a file's path")
 

@@ -141,6 +141,8 @@ def test_the_runner_refuses_bad_values_before_running_anything(monkeypatch, caps
     ("lee2021_srgan_kd", {"kd_fraction": 1.5}, r"kd_fraction=1.5 is out of range; allowed: \[0, 1\]"),
     ("baek2024_esrgan_prune_kd", {"betas": [0.9, 1]}, r"betas=\[0.9, 1.0\]: \[1.0\] out of range; allowed: \[0, 1\)"),
     ("baek2024_esrgan_prune_kd", {"student_feats": {16: 16, 32: -1, 48: 48}}, r"student_feats=.*\[-1\] out of range"),
+    ("baek2024_esrgan_prune_kd", {"teacher_steps": 100},  # quick's 300 L1-only steps would be the whole schedule
+     r"teacher_l1_steps=300 is out of range; allowed: \[0, teacher_steps=100\]"),
     # taps within the network's depth
     ("moon2023_clsd", {"head_taps": [4, 8, 20]}, r"head_taps=\[4, 8, 20\]: \[20\] out of range; allowed: \[1, student_blocks=16\]"),
     ("moon2023_clsd", {"head_taps": [0, 8]}, r"head_taps=\[0, 8\]: \[0\] out of range"),
@@ -216,3 +218,8 @@ def test_every_check_names_parameters(monkeypatch):
         {**read(name), "checks": {"positive": ["teacher_stpes"]}} if name == "seo_squeezesr_kd" else read(name)))
     with pytest.raises(config.ParameterError, match=r"seo_squeezesr_kd.yaml: positive: 'teacher_stpes' is not a parameter"):
         config.load("seo_squeezesr_kd", "smoke")
+
+
+def test_teacher_weights_file_is_found_from_the_checkout_too(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # as the notebook, which runs in notebooks/
+    assert config.load("lee2021_srgan_kd", "smoke", teacher_weights="tests/test_config.py").teacher_weights == "tests/test_config.py"
