@@ -46,11 +46,11 @@ class Params(dict):
 
 COMMON = "common"
 CHECKOUT = Path(__file__).resolve().parent.parent  # relative file paths in parameters may start here
-SECTIONS = ("quick", "smoke", "checks")  # not parameters: a profile file's override and check sections
+SECTIONS = (*PROFILES, "checks")  # not parameters: a profile file's override and check sections
 
 
 @functools.lru_cache(maxsize=None)
-def _parse(name: str) -> dict:
+def _parse(name: str) -> dict:  # once per process: a kernel sees an edited profile file after a restart
     return yaml.safe_load(resources.files("srcore").joinpath("profiles", f"{name}.yaml").read_text()) or {}
 
 
