@@ -45,7 +45,6 @@ class Params(dict):
 
 
 COMMON = "common"
-CHECKOUT = Path(__file__).resolve().parent.parent  # relative file paths in parameters may start here
 SECTIONS = (*PROFILES, "checks")  # not parameters: a profile file's override and check sections
 
 
@@ -155,12 +154,16 @@ def _one_of(name, value, allowed, params, among=None):
 
 
 def _one_of_or_file(name, value, allowed, params):
-    """One of ``allowed`` or an existing file (absolute, or relative to the working folder or the checkout:
-    the runner checks from where it was started, the notebook from notebooks/)."""
-    path = Path(value).expanduser() if isinstance(value, str) else None
-    if value not in allowed and not (path and (path.is_file() or (CHECKOUT / path).is_file())):
-        return (f"{name}={_show(value)} is neither one of {_show(allowed)} nor an existing file; "
-                f"allowed: {_show(allowed)} or a file's path")
+    """One of ``allowed`` or an existing file, found as srcore.releases.resolve finds it: the path as
+    given (relative: to the working folder), and a bare file name also in $SRCORE_WEIGHTS."""
+    from srcore.weights import user_dir
+    if value in allowed:
+        return None
+    given = Path(value).expanduser() if isinstance(value, str) and value else None
+    tried = [] if given is None else [given] if given.is_absolute() or given.parent != Path(".") else [given, user_dir() / given]
+    if not any(p.is_file() for p in tried):
+        return (f"{name}={_show(value)} is neither one of {_show(allowed)} nor an existing file "
+                f"(looked for {', '.join(map(str, tried)) or 'nothing'}); allowed: {_show(allowed)} or a file's path")
 
 
 def _benchmarks() -> list[str]:

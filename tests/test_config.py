@@ -220,6 +220,11 @@ def test_every_check_names_parameters(monkeypatch):
         config.load("seo_squeezesr_kd", "smoke")
 
 
-def test_teacher_weights_file_is_found_from_the_checkout_too(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # as the notebook, which runs in notebooks/
-    assert config.load("lee2021_srgan_kd", "smoke", teacher_weights="tests/test_config.py").teacher_weights == "tests/test_config.py"
+def test_teacher_weights_file_is_found_where_releases_looks(monkeypatch, tmp_path):
+    """As srcore.releases.resolve: the path as given, and a bare file name also in $SRCORE_WEIGHTS."""
+    (tmp_path / "edsr.pt").write_bytes(b"")
+    monkeypatch.setenv("SRCORE_WEIGHTS", str(tmp_path))
+    assert config.load("moon2023_clsd", "smoke", teacher_weights="edsr.pt").teacher_weights == "edsr.pt"
+    assert config.load("moon2023_clsd", "smoke", teacher_weights=str(tmp_path / "edsr.pt")).teacher_weights.endswith("edsr.pt")
+    assert re.search(r"teacher_weights=sub/edsr.pt is neither .* \(looked for sub/edsr.pt\)",
+                     refused("moon2023_clsd", teacher_weights="sub/edsr.pt"))
