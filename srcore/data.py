@@ -214,14 +214,17 @@ def _lr_key(hr: np.ndarray, scale: int, padding: str) -> str:
 def _read_cached(path: Path, shape: tuple) -> np.ndarray | None:
     """The cached uint8 LR image, or None when missing, unreadable, corrupt (CRC) or of another shape."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = bytearray(os.fstat(f.fileno()).st_size)  # read in place: the array below is a writable view of it
+            if f.readinto(raw) != len(raw):
+                return None
     except OSError:
         return None
     payload = memoryview(raw)[:-4]  # views, no copies: a second start is mostly this and the key
     if len(raw) < 4 or zlib.crc32(payload) != int.from_bytes(raw[-4:], "little"):
         return None
     try:
-        f = io.BytesIO(raw[:4096])  # the .npy header (np.save writes 128 bytes for these arrays)
+        f = io.BytesIO(bytes(raw[:4096]))  # the .npy header (np.save writes 128 bytes for these arrays)
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0)):
             return None

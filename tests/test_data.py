@@ -144,7 +144,7 @@ def test_lr_cache_hit_is_bit_identical_and_resizes_nothing(lr_cache, resizes):
     second = data.TrainSet(images, 2, 16)
     assert len(resizes) == 3  # all three read from the cache
     for hr, a, b in zip(first.hr, first.lr, second.lr):
-        assert a.dtype == b.dtype == np.uint8 and np.array_equal(a, b)
+        assert a.dtype == b.dtype == np.uint8 and np.array_equal(a, b) and b.flags.writeable
         assert np.array_equal(b, resize.imresize(hr, 1 / 2))  # what imresize makes, to the bit
     assert not list(lr_cache.glob(".*"))  # no temporary file left behind
 
