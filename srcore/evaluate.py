@@ -2,8 +2,9 @@
 with ``scale`` pixels cropped.
 
 On a GPU the SR image stays there and is scored there (float64 torch, equal to the NumPy
-reference to ~1e-12); on the CPU the NumPy metrics are used (faster there: scipy's separable
-filter beats torch's float64 convolution about 9x). cuDNN autotuning is on for CUDA, and a
+reference to ~1e-14); on the CPU the NumPy metrics are used (faster there: 1.4x torch on one
+thread, and torch's element-wise ops crawl with two threads on a busy CPU; benchmarks/eval.py).
+cuDNN autotuning is on for CUDA, and a
 network with channels_last weights (``TrainConfig(channels_last=True)`` or
 :func:`srcore.train.prepare_network`) gets channels_last input.
 """
