@@ -27,8 +27,9 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 RESULTS = PROJECT_ROOT / "results"
 
 MEANING = {
-    "smoke": "smoke numbers only check the plumbing: a few training steps on a few images, so trained "
-             "networks land around 11 dB PSNR; they are never promoted into results/",
+    "smoke": "smoke numbers only check the plumbing: networks trained for a few steps on a few images score "
+             "around 11-20 dB PSNR (bicubic baselines and parameter counts are real); smoke runs are never "
+             "promoted into results/",
     "quick": "quick numbers are real but come from a short training schedule (the steps column of "
              "values.csv) and may use part of a set (its note column): expect them below the published ones",
     "paper": "paper numbers come from the published settings: compare them with the published column directly",
@@ -163,10 +164,11 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    if args.out_root is None:
+        for paper in papers():  # a promotion killed half-way is settled before anything runs
+            promote.recover(RESULTS / paper)
     outcome: dict[str, dict] = {}
     for paper in chosen:
-        if args.out_root is None:
-            promote.recover(RESULTS / paper)  # a promotion killed half-way is settled before anything runs
         try:
             folder = run(paper, profile, overrides, args.out_root)
         except Exception as e:  # report and go on with the other papers

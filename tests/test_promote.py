@@ -201,7 +201,7 @@ def test_runner_promotes_or_says_why_and_sums_up(tmp_path, runner, committed, ca
 
     assert reproduce.main(["--paper", PAPER, "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert "promot" not in out.split("summary")[0] and "11 dB" in out and "never promoted" in out
+    assert "promot" not in out.split("summary")[0] and "11-20 dB" in out and "never promoted" in out
     assert json.loads((target / "provenance.json").read_text())["profile"] == "quick"
 
 
