@@ -74,11 +74,18 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def _kernel_config():
-    """Kernel over local sockets (ipc) where the OS has them: the default TCP transport makes every
-    ipykernel >= 7 print "Kernel is running over TCP without encryption"; ipc never leaves the machine."""
+    """Kernel over local (Unix domain) sockets where the OS has them: over the default TCP transport
+    every ipykernel >= 7 prints "Kernel is running over TCP without encryption"; ipc never leaves
+    the machine. The sockets are <tmp>/srcore-kernel-<pid>-<n>: a short path (Unix sockets allow
+    about 100 characters, which a connection file deep in a home folder can exceed)."""
+    import tempfile
+
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "ipc"}}) if os.name == "posix" else Config()
+    prefix = os.path.join(tempfile.gettempdir(), f"srcore-kernel-{os.getpid()}")
+    if os.name != "posix" or len(prefix) > 90:
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": prefix}})
 
 
 def executed_path(paper: str, profile: str, out_root: Path | None = None) -> Path:
