@@ -53,7 +53,8 @@ class WeightFile:
     name: str   # file name exactly as the library's loader derives it from its URL
     cache: str  # "torchvision" or "pyiqa": whose cache folder the loader reads
     url: str    # where it comes from, for a person fetching it on a machine with internet
-    sha256: str = ""  # the published file's SHA-256 where known (a hash prefix in the name is checked too)
+    sha256: str = ""  # the published file's SHA-256 where known
+    name_hash: bool = False  # the hex in the name is the SHA-256's prefix (torchvision's convention): checked
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ _HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"  # py
 _TV = "https://download.pytorch.org/models/"                                # torchvision's weight enums
 
 WEIGHTS: dict[str, Weights] = {
-    # torchvision VGG19_Weights.IMAGENET1K_V1: VGG feature (perceptual) losses
-    "vgg19": Weights((WeightFile("vgg19-dcbb9e9d.pth", "torchvision", _TV + "vgg19-dcbb9e9d.pth"),),
+    # torchvision VGG19_Weights.IMAGENET1K_V1: VGG feature (perceptual) losses. torchvision's own
+    # names carry the SHA-256 prefix (its loader checks it: check_hash=True since 0.15); pyiqa's
+    # do not promise that (it downloads with hash_prefix=None), so their hex is not checked.
+    "vgg19": Weights((WeightFile("vgg19-dcbb9e9d.pth", "torchvision", _TV + "vgg19-dcbb9e9d.pth", name_hash=True),),
                      used_by=("vgg_perceptual_loss",)),
     # NIQE pristine model (mu_prisparam, cov_prisparam) of the official MATLAB release
     "niqe": Weights((WeightFile("niqe_modelparameters.mat", "pyiqa", _HF + "niqe_modelparameters.mat"),),
@@ -75,7 +78,8 @@ WEIGHTS: dict[str, Weights] = {
     # pyiqa LPIPS(net="alex", version="0.1"): its linear layers, on torchvision's
     # AlexNet_Weights.IMAGENET1K_V1 (loaded even when only the linear layers are asked for)
     "lpips_alex": Weights((WeightFile("LPIPS_v0.1_alex-df73285e.pth", "pyiqa", _HF + "LPIPS_v0.1_alex-df73285e.pth"),
-                           WeightFile("alexnet-owt-7be5be79.pth", "torchvision", _TV + "alexnet-owt-7be5be79.pth")),
+                           WeightFile("alexnet-owt-7be5be79.pth", "torchvision", _TV + "alexnet-owt-7be5be79.pth",
+                                      name_hash=True)),
                           used_by=("lpips",)),
     # TensorFlow-FID Inception-v3 (2015-12-05) ported to PyTorch, as pyiqa's FID loads it
     "fid_inception": Weights((WeightFile("pt_inception-2015-12-05-6726825d.pth", "pyiqa",
@@ -119,12 +123,12 @@ _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _SHA256_SEEN: dict[tuple, str] = {}  # (path, size, mtime, inode) -> SHA-256: each file hashed once per process
 
 
-def expected_sha256(name: str, sha256: str = "") -> str | None:
+def expected_sha256(name: str, sha256: str = "", name_hash: bool = True) -> str | None:
     """The SHA-256 (or its leading hex digits) a file called ``name`` must have: ``sha256`` (a
-    catalogue's) if given, else the hash prefix in the name, else None (nothing to check)."""
+    catalogue's) if given, else (with ``name_hash``) the hash prefix in the name, else None."""
     if sha256:
         return sha256.lower()
-    m = _HASH_IN_NAME.search(name)
+    m = _HASH_IN_NAME.search(name) if name_hash else None
     return m.group(1) if m else None
 
 
@@ -151,11 +155,13 @@ def _mismatch(path: Path, expected: str, found: str, sha256: str) -> WeightsRefu
         f"put the original file in ${ENV}.")
 
 
-def verify(path: str | os.PathLike, sha256: str = "") -> Path:
-    """``path`` if its SHA-256 matches ``sha256`` or the hash prefix in its name (nothing to check
-    when there is neither); raises :class:`WeightsRefused` naming the file and both hashes."""
+def verify(path: str | os.PathLike, sha256: str = "", *, name_hash: bool = True) -> Path:
+    """``path`` if its SHA-256 matches ``sha256`` or, with ``name_hash``, the hash prefix in its name
+    (``name-<8 or more hex>.ext``; nothing to check when there is neither); raises
+    :class:`WeightsRefused` naming the file and both hashes. Pass ``name_hash=False`` for files
+    whose names carry other hex (EDSR's and BasicSR's releases, see srcore.releases)."""
     path = Path(path)
-    expected = expected_sha256(path.name, sha256)
+    expected = expected_sha256(path.name, sha256, name_hash)
     if expected is not None:
         found = file_sha256(path)
         if not found.startswith(expected):
@@ -174,7 +180,7 @@ def _locate(f: WeightFile) -> Path | None:
     """
     for folder in (user_dir(), cache_dir(f.cache)):
         if (folder / f.name).is_file():
-            return verify(folder / f.name, f.sha256)
+            return verify(folder / f.name, f.sha256, name_hash=f.name_hash)
     return None
 
 
@@ -264,12 +270,13 @@ def require(name: str) -> Path:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, *, sha256: str = ""):
-    """``torch.load`` (CPU, tensors only) of a checked file; a file that fails its hash or is not a
-    PyTorch checkpoint raises :class:`WeightsRefused` naming it (never a bare unpickling error)."""
+def load_checkpoint(path: str | os.PathLike, *, sha256: str = "", name_hash: bool = True):
+    """``torch.load`` (CPU, tensors only) of a file checked by :func:`verify`; a file that fails its
+    hash or is not a PyTorch checkpoint raises :class:`WeightsRefused` naming it (never a bare
+    unpickling error)."""
     import torch
 
-    path = verify(path, sha256)
+    path = verify(path, sha256, name_hash=name_hash)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # random bytes fail anywhere in unpickling (IndexError, UnpicklingError, ...)
@@ -277,7 +284,8 @@ def load_checkpoint(path: str | os.PathLike, *, sha256: str = ""):
                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
 
 
-def load_state_dict(module, path: str | os.PathLike, *, sha256: str = "", key: str | None = None):
+def load_state_dict(module, path: str | os.PathLike, *, sha256: str = "", name_hash: bool = True,
+                    key: str | None = None):
     """Load the checked file ``path`` into ``module`` (strict) and return ``module``.
 
     ``key``: the state dict is ``checkpoint[key]`` (BasicSR's ``"params_ema"``, for example).
@@ -287,7 +295,7 @@ def load_state_dict(module, path: str | os.PathLike, *, sha256: str = "", key: s
     import torch
 
     path = Path(path)
-    state = load_checkpoint(path, sha256=sha256)
+    state = load_checkpoint(path, sha256=sha256, name_hash=name_hash)
     if key is not None:
         if not isinstance(state, dict) or key not in state:
             found = sorted(state)[:5] if isinstance(state, dict) else type(state).__name__

@@ -68,7 +68,7 @@ def _put(folder: Path, name: str, data: bytes = b"weights") -> Path:
 def stand_in_bytes(monkeypatch):
     """Finding and copying tested with a few bytes under the real names: no hash is checked
     (such bytes cannot match the prefixes those names carry; the checks are tested below)."""
-    monkeypatch.setattr(weights, "expected_sha256", lambda name, sha256="": None)
+    monkeypatch.setattr(weights, "expected_sha256", lambda name, sha256="", name_hash=True: None)
 
 
 # ---------------------------------------------------------------- catalogue
@@ -201,7 +201,8 @@ def toy(caches, monkeypatch):
     good = b"the published bytes"
     name = f"toy-{_sha(good)[:8]}.pth"
     monkeypatch.setitem(weights.WEIGHTS, "toy", weights.Weights(
-        (weights.WeightFile(name, "torchvision", "https://example.invalid/" + name),), used_by=("tests",)))
+        (weights.WeightFile(name, "torchvision", "https://example.invalid/" + name, name_hash=True),),
+        used_by=("tests",)))
     return SimpleNamespace(name=name, good=good, bad=b"some other bytes", cached=caches.torchvision / name)
 
 
@@ -247,6 +248,9 @@ def test_a_sha256_listed_in_the_catalogue_is_checked(caches, monkeypatch):
     _put(caches.pyiqa, "plain.mat", b"stale")
     _put(caches.user, "plain.mat", b"fresh")
     assert weights.require("unlisted").read_bytes() == b"fresh"
+    # pyiqa's names carry hex that pyiqa never checks (nor promises to be a hash): not checked
+    _put(caches.user, "pt_inception-2015-12-05-6726825d.pth", b"any bytes")
+    assert weights.find("fid_inception") == caches.user / "pt_inception-2015-12-05-6726825d.pth"
 
 
 def test_random_bytes_named_like_vgg19_are_refused_by_name(caches):
@@ -288,6 +292,7 @@ def test_a_file_that_passes_its_hash_but_is_not_the_network_is_refused_by_name(t
     bad_name = _put(tmp_path, "net-0123abcd.pth", _torch_bytes(good))  # the content does not match the name
     with pytest.raises(weights.WeightsRefused, match=f"{bad_name}.*starting with 0123abcd"):
         weights.load_state_dict(net, bad_name)
+    assert weights.load_state_dict(net, bad_name, name_hash=False) is net  # EDSR/BasicSR-style names
 
 
 # ---------------------------------------------------------------- perceptual metrics without weights
