@@ -191,10 +191,13 @@ class Experiment:
                 "data": getattr(self, "train_label", None), "parameters": {k: P[k] for k in keys},
                 "depends_on": {d.name: d.key for d in depends_on}, **extra}
 
-    def fit(self, name: str, nets: dict[str, nn.Module], optimizers, step_fn, steps: int, *, scale=None,
+    def fit(self, name: str, nets, optimizers, step_fn, steps: int, *, scale=None,
             shaped_by=(), depends_on=(), batches=None, settings: dict | None = None, **train_config) -> train.Trainer:
         """Train ``nets`` with ``step_fn`` for ``steps`` steps in the run's keyed folder, or reuse it finished.
 
+        ``nets``: {name: module}, or better a function returning it: it is called after seeding with
+        ``P.seed``, so a run's initial weights depend on the seed alone, not on which earlier runs
+        were trained or loaded from cache in this session.
         ``optimizers``: {name: optimizer}, or None for one Adam over every parameter of ``nets``
         at ``P.lr`` named "net". ``shaped_by``: the paper's parameters that shape this run (the
         shared :data:`TRAINING_KEYS` are added); ``depends_on``: runs (Trainers or
@@ -211,6 +214,9 @@ class Experiment:
         if P.get("retrain") and run_dir not in self._retrained:
             shutil.rmtree(run_dir, ignore_errors=True)
             self._retrained.add(run_dir)
+        if callable(nets):
+            train.seed_everything(P.seed)
+            nets = nets()
         if optimizers is None:
             params = [p for m in nets.values() for p in m.parameters()]
             optimizers = {"net": torch.optim.Adam(params, lr=P.lr, **({"betas": tuple(P.betas)} if "betas" in P else {}))}
