@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srcore import config, data, evaluate as _evaluate, report, train
@@ -60,6 +61,16 @@ def _checkpoint_step(run_dir: Path) -> int:
     if not path.is_file():
         return 0
     return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
+
+
+def l1_step(t: train.Trainer, batch) -> dict:
+    """The plain step: L1(net(LR), HR) for ``t.nets["net"]`` with optimiser "net" (EDSR's loss; the loss in float32)."""
+    lr, hr = batch
+    with t.autocast():
+        sr = t.nets["net"](lr)
+    loss = F.l1_loss(sr.float(), hr)
+    t.backward_step("net", loss)
+    return {"l1": loss.detach()}  # read only on log steps: no GPU sync per step
 
 
 @dataclass
@@ -92,8 +103,12 @@ class Experiment:
     ({set: {scale: [Pair]}}), ``figure_pairs`` ({parameter name: [Pair]}).
     """
 
-    def __init__(self, paper: str, P: config.Params):
+    def __init__(self, paper: str, P: config.Params, *, methods=None):
+        """``methods``: the method names the paper knows; ``P.methods`` is checked against them before any work."""
         self.paper, self.P = paper, P
+        unknown = sorted(set(P.get("methods", [])) - set(methods)) if methods is not None else []
+        if unknown:
+            raise config.ParameterError(f"methods: unknown {unknown}; known: {list(methods)}")
         self.device = train.default_device()
         train.seed_everything(P.seed)  # initial weights too: a run is the same every time, cached teachers or not
         if self.device.type == "cpu" and P.get("cpu_threads"):
@@ -114,6 +129,24 @@ class Experiment:
         self._train_sets: dict[int, data.TrainSet] = {}
         self._retrained: set[Path] = set()
         print(f"profile {P.profile} on {self.provenance['device']}; results -> {self.out}")
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """This run's parameters as a one-column table (for the notebook to show)."""
+        return pd.Series(dict(self.P), name="value").to_frame()
+
+    # what a notebook records and adds, straight to :attr:`results`
+    def na(self, table, dataset, scale, method, metric, reason: str) -> None:
+        self.results.na(table, dataset, scale, method, metric, reason)
+
+    def add_table(self, df, name: str, title: str = ""):
+        return self.results.add_table(df, name, title)
+
+    def add_figure(self, fig, df, name: str):
+        return self.results.add_figure(fig, df, name)
+
+    def side_by_side(self, table: str) -> pd.DataFrame:
+        return self.results.side_by_side(table)
 
     # --- data ---------------------------------------------------------------------------
     def load_data(self, *, train: bool = True, eval_sets=None, scales=None, figures: dict | None = None,
@@ -364,6 +397,9 @@ class Experiment:
         """The claims check (claim | published tables say | our run) as tables/claims and on the results page."""
         table = pd.DataFrame(rows)
         self.results.add_table(table, "claims", title or f"Claims of {self.paper}: published, recomputed, ours")
+        from IPython.display import display
+        with pd.option_context("display.max_colwidth", None):
+            display(table)
         return table
 
     def write(self, show: str | None = None):

@@ -239,6 +239,16 @@ class FeatureTaps:
         return [self._outputs[name] for name in self.layers]
 
 
+def forward_with_features(net: nn.Module, x: torch.Tensor, layers=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``net(x)`` and the outputs of ``layers`` (default ``net.feature_layers()``), in that order.
+
+    Gradients flow as the caller's context says: wrap a frozen teacher's call in ``torch.no_grad()``.
+    """
+    with FeatureTaps(net, net.feature_layers() if layers is None else layers) as taps:
+        out = net(x)
+    return out, taps.features
+
+
 # --- moon2023_clsd: EDSR (Lim et al. 2017) teacher/student and deep-supervision heads ----------------------
 
 
