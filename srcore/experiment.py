@@ -83,6 +83,7 @@ class Pretrained:
     net: nn.Module
     info: dict
     step: int = 0
+    trained_steps: int = 0
     elapsed: float = 0.0
     log_rows: list = field(default_factory=list)
     reused: bool = True
