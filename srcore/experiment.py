@@ -104,12 +104,9 @@ class Experiment:
     ({set: {scale: [Pair]}}), ``figure_pairs`` ({parameter name: [Pair]}).
     """
 
-    def __init__(self, paper: str, P: config.Params, *, methods=None):
-        """``methods``: the method names the paper knows; ``P.methods`` is checked against them before any work."""
+    def __init__(self, paper: str, P: config.Params):
+        """``P`` from :func:`srcore.config.from_notebook` (already validated: methods, scales, ranges...)."""
         self.paper, self.P = paper, P
-        unknown = sorted(set(P.get("methods", [])) - set(methods)) if methods is not None else []
-        if unknown:
-            raise config.ParameterError(f"methods: unknown {unknown}; known: {list(methods)}")
         self.device = train.default_device()
         train.seed_everything(P.seed)  # initial weights too: a run is the same every time, cached teachers or not
         if self.device.type == "cpu" and P.get("cpu_threads"):
@@ -275,7 +272,7 @@ class Experiment:
         trainer.reused = before >= steps
         trainer.notes = [n for d in depends_on for n in d.notes]
         if getattr(trainer, "stopped_early", False):
-            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes')})")
+            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes') or 0:g})")
         what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
                 f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
         print(f"{name}{'' if scale is None else f' x{scale}'}: {what} -> {run_dir}")

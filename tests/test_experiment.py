@@ -114,8 +114,6 @@ def test_unmeasured_values_get_their_reason(tmp_path, no_data):
     v = exp.results.values()
     assert (v.status == experiment.NO_DATA_STATUS).all() and exp.not_measured == "not measured (no data)"
     assert experiment.fmt(float("nan")) == "not measured (no data)" and experiment.fmt(0.5) == "+0.500"
-    with pytest.raises(config.ParameterError, match="methods: unknown"):
-        Experiment("seo_squeezesr_kd", params(tmp_path, methods=["SqueezeSR", "Nope"]), methods=["SqueezeSR"])
 
 
 def test_missing_metric_weights_become_the_na_row(tmp_path):
