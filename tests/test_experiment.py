@@ -11,7 +11,7 @@ from srcore.experiment import Experiment, l1_step
 
 
 def params(tmp_path, **overrides):
-    small = dict(scales=[2], teacher_steps=2, student_steps=2, lr_patch=8, batch_size=2, train_limit=1)
+    small = dict(scales=[2], fig_scale=2, teacher_steps=2, student_steps=2, lr_patch=8, batch_size=2, train_limit=1)
     P = config.load("seo_squeezesr_kd", "smoke", **{**small, **overrides})
     P["out_dir"] = tmp_path / "res"
     return P
