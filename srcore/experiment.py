@@ -282,13 +282,16 @@ class Experiment:
             "stopped_early": bool(getattr(trainer, "stopped_early", False)), "depends_on": shape["depends_on"]}
         return trainer
 
-    def pretrained(self, name: str, *, scale: int) -> Pretrained | None:
-        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``)."""
+    def pretrained(self, name: str, *, scale: int, **overrides) -> Pretrained | None:
+        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``).
+
+        ``overrides`` are what the file cannot tell (e.g. EDSR's ``res_scale``), passed to ``from_checkpoint``.
+        """
         spec = self.P.get("teacher_weights", "train")
         if spec == "train":
             return None
         from srcore import releases  # branch a-weights
-        net, info = releases.load_teacher(spec, paper=self.paper, scale=scale)
+        net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
         run = Pretrained(name, net.to(self.device).eval(), info)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
         self.provenance["runs"][f"{name}_x{scale}-{run.key}"] = {"name": name, "scale": scale, "key": run.key,

@@ -208,7 +208,13 @@ def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
     assert embedded_psnr(other, "FAKD") != embedded_psnr(first, "FAKD")
 
     # teacher_weights: a file (here the first run's teacher checkpoint) is loaded, never trained
+    # and the official EDSR-baseline file present (here our Baseline's weights under the release's name) adds its row
+    import shutil
     teacher_file = next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Teacher_x2-*/last.pt"))
+    (tmp_path / "weights").mkdir()
+    shutil.copy(next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Baseline_x2-*/last.pt")),
+                tmp_path / "weights" / "edsr_baseline_x2-1bc95232.pt")
+    monkeypatch.setenv("SRCORE_WEIGHTS", str(tmp_path / "weights"))
     released = execute("moon2023_clsd", tmp_path / "released", **TINY, teacher_weights=str(teacher_file))
     prov = provenance(released)
     sha = prov["teacher_weights"]["x2"]["sha256"]
@@ -219,6 +225,10 @@ def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
     fakd = v[(v.method == "FAKD") & (v.dataset == "embedded")]
     assert len(fakd) and fakd.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
     assert embedded_psnr(released, "FAKD") == embedded_psnr(first, "FAKD")  # the same teacher weights, the same student
+    reference = v[v.method == "EDSR-baseline (official)"]
+    assert reference.note.str.contains("edsr_baseline_x2-1bc95232.pt (sha256 ", regex=False).all()
+    assert reference.reproduced.tolist() == embedded_psnr(first, "Baseline") and len(reference) == 1
+    assert provenance(first)["reference"] == {} and prov["reference"]["x2"]["file"] == "edsr_baseline_x2-1bc95232.pt"
 
     with pytest.raises(pm.PapermillExecutionError, match=r"teacher_weights=.*nowhere\.pt.*looked for"):
         execute("moon2023_clsd", tmp_path / "missing", **TINY, teacher_weights=str(tmp_path / "nowhere.pt"))

@@ -122,7 +122,7 @@ def moon_no_data(v):
     psnr = pub[pub.table.isin(["Table 2", "Table 3", "Table 4", "Table 5"])]
     assert len(psnr) == 68 and psnr.status.str.startswith("n/a: benchmark data not found").all()
     assert (pub[pub.table.isin(["Table 1", "Table 6"])].status == "reproduced").all()  # counts and timings need no data
-    assert set(v[v.dataset == "embedded"].method) == {"Bicubic", "Baseline", "FAKD", "LFD", "DS", "CLSD", "L_SR+L_ASR"}
+    assert set(v[v.dataset == "embedded"].method) == {"Bicubic", "Baseline", "FAKD", "LFD", "DS", "CLSD", "CLSD PH1"}
 
 
 NO_DATA_CHECKS = {"seo_squeezesr_kd": seo_no_data, "moon2023_clsd": moon_no_data}
