@@ -250,7 +250,7 @@ def build_srcore_edsr(sd: dict, *, res_scale: float | None = None) -> nets.EDSR:
 
 def make_rrdbnet(n_feats: int, n_blocks: int, growth: int) -> nets.RRDBNet:
     """srcore's RRDBNet (x4) of the given width, depth and growth: the one place that names its config fields."""
-    return nets.RRDBNet(nets.RRDBNetConfig(nf=n_feats, nb=n_blocks, gc=growth, scale=4))
+    return nets.RRDBNet(nets.RRDBNetConfig(n_feats=n_feats, n_blocks=n_blocks, growth=growth, scale=4))
 
 
 def _rdb(k: str, j: str, w: str) -> str:  # official RDB k (1..3), conv j (1..5) -> srcore names
@@ -369,7 +369,7 @@ def build_basicsr_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
 def build_srcore_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
     nf = sd["features.0.weight"].shape[0]
     side = math.isqrt(sd["classifier.0.weight"].shape[1] // (8 * nf))
-    return _load_strict(nets.VGGStyleDiscriminator(nf=nf, input_size=32 * side), dict(sd))
+    return _load_strict(nets.VGGStyleDiscriminator(n_feats=nf, input_size=32 * side), dict(sd))
 
 
 # The catalogue of layouts: first match wins, so the more specific detectors come first ---------
