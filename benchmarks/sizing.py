@@ -86,8 +86,8 @@ class Call:
 
 
 def rrdbnet(n_feats: int, n_blocks: int, growth: int, scale: int = 4) -> nn.Module:
-    """The one place that spells RRDBNet's config (nf/nb/gc here; n_feats/n_blocks/growth after branch b2)."""
-    return nets.RRDBNet(nets.RRDBNetConfig(nf=n_feats, nb=n_blocks, gc=growth, scale=scale))
+    """The one place that spells RRDBNet's config (ESRGAN's nf/nb/gc, n_feats/n_blocks/growth since branch b2)."""
+    return nets.RRDBNet(nets.RRDBNetConfig(n_feats=n_feats, n_blocks=n_blocks, growth=growth, scale=scale))
 
 
 def _w(width: int, tiny: bool) -> int:

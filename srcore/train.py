@@ -19,6 +19,20 @@ A run killed at any point resumes from its last checkpoint and ends with exactly
 weights of an uninterrupted run: the checkpoint holds networks, optimisers, schedules,
 every random state (torch, CUDA, numpy, Python, the patch sampler) and the log rows.
 
+Wall clock: ``TrainConfig(deadline=time.time() + 60 * max_minutes)`` stops the loop after the
+step in which the deadline passes; so does SIGTERM (what a cluster scheduler sends before it
+kills a job). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
+``trainer.stopped_early`` (``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
+
+Data path: a source with a ``draw`` method (:class:`srcore.data.PatchSampler`) has its next
+batch prepared in a background thread while the current step runs. On CUDA it hands over
+pinned uint8 batches, which are copied asynchronously and converted to float in [0,1] (and to
+channels_last when enabled) on the GPU; step functions always receive float ``(B,3,h,w)``
+tensors in [0,1] on the device, the same values, in the same order, as without prefetching.
+The checkpoint holds the sampler's state *before* the prefetched batch, so resume stays exact.
+Other iterators are read in the loop's own thread, as they may share torch's random state with
+the step function.
+
 Scale-out: the same code runs under ``torchrun --nproc_per_node=N`` (NCCL on CUDA, gloo on
 CPU). The Trainer joins the process group from torchrun's environment, broadcasts rank 0's
 weights, gives each rank its own patches (the sampler's random stream jumped by the rank) and
@@ -33,11 +47,15 @@ several backward passes (GANs, frozen teachers, unused heads) need no ``find_unu
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import datetime
 import os
 import random
+import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -63,6 +81,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC networks and batches (cuDNN's fast layout for bf16 convs); see benchmarks/
     compile: bool = False  # torch.compile each network in place (nn.Module.compile: names and state_dict unchanged)
     split_batch: bool = True  # under torchrun: each rank draws batch_size / world patches (global batch unchanged)
+    deadline: float | None = None  # absolute time.time(): stop after the step in which it passes (checkpointed; resumable)
 
 
 def seed_everything(seed: int) -> None:
@@ -208,6 +227,64 @@ def _as_float(value) -> float:
     return value.item() if isinstance(value, torch.Tensor) else float(value)
 
 
+def prepare_network(net: nn.Module, device: torch.device, *, channels_last: bool = False,
+                    compile: bool = False) -> nn.Module:
+    """Move ``net`` to ``device`` (NHWC weights with ``channels_last``) and ``torch.compile`` it in place.
+
+    What the Trainer does with ``TrainConfig.channels_last`` / ``compile``; call it on networks
+    that are only evaluated (a teacher from official weights) to give them the same switches.
+    :func:`srcore.evaluate.super_resolve` feeds NHWC input to a network whose weights are NHWC.
+    Also turns on cuDNN autotuning on CUDA (:func:`enable_cudnn_autotune`).
+    """
+    device = torch.device(device)
+    enable_cudnn_autotune(device)
+    net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    if compile and not getattr(net, "_compiled_call_impl", None):
+        net.compile()  # in place: the module, its attributes and state_dict names stay as they are
+    return net
+
+
+def enable_cudnn_autotune(device: torch.device) -> None:
+    """``torch.backends.cudnn.benchmark = True`` on CUDA: cuDNN times its convolution algorithms per shape.
+
+    Training sees one patch shape, so the search is paid once. A no-op on other devices.
+    """
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+class _Prefetch:
+    """Batches of ``data`` prepared one step ahead in a background thread (``produce()`` runs there).
+
+    Only for sources that use nothing but their own random state (``PatchSampler``). Its
+    ``state_dict`` is the source's state *before* the batch being prepared: what a run without
+    prefetching would checkpoint at this point. :meth:`close` waits for that batch and puts the
+    source back into that state, as if the batch had never been drawn.
+    """
+
+    def __init__(self, data, produce: Callable[[], object], initializer: Callable[[], None] | None = None):
+        self.data, self.produce = data, produce
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srcore-batches", initializer=initializer)
+        self._state = copy.deepcopy(data.state_dict())
+        self._next = self.pool.submit(produce)
+
+    def __next__(self):
+        batch = self._next.result()
+        self._state = copy.deepcopy(self.data.state_dict())  # read while the worker is idle: no race
+        self._next = self.pool.submit(self.produce)
+        return batch
+
+    def state_dict(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._next.cancel()
+        with contextlib.suppress(Exception):  # a failed unused batch changes nothing: the state is reset below
+            self._next.result()
+        self.pool.shutdown(wait=True)
+        self.data.load_state_dict(self._state)
+
+
 @dataclass
 class Trainer:
     run_dir: Path
@@ -231,14 +308,15 @@ class Trainer:
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(self.cfg.lr_milestones), self.cfg.lr_gamma)
                            for name, opt in self.optimizers.items()}
         self.step = 0
+        self.stopped_early = False  # set by fit when cfg.deadline passed or SIGTERM arrived before cfg.steps
+        self._stop_requested = False  # set by the SIGTERM handler that fit installs
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.log_rows: list[dict] = []
         self.eval_rows: list[dict] = []
         self.memory_format = torch.channels_last if self.cfg.channels_last else torch.preserve_format
         for net in self.nets.values():
-            net.to(self.device, memory_format=self.memory_format)
-            if self.cfg.compile:
-                net.compile()  # in place: the module, its attributes and state_dict names stay as they are
+            prepare_network(net, self.device, channels_last=self.cfg.channels_last, compile=self.cfg.compile)
+        self._255 = torch.tensor(255.0, device=self.device)  # a device tensor: CUDA divides exactly (a scalar: x * (1/255))
         self.use_amp = self.cfg.amp and self.device.type == "cuda"
         self._sync_params = {name: [p for g in opt.param_groups for p in g["params"]]
                              for name, opt in self.optimizers.items()}
@@ -350,6 +428,10 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------
     def _to_device(self, batch):
         if isinstance(batch, torch.Tensor):
+            if batch.dtype == torch.uint8:  # an image batch (PatchSampler.draw): float in [0,1], converted on the device
+                x = batch.to(self.device, non_blocking=True)
+                fmt = self.memory_format if x.dim() == 4 else torch.preserve_format
+                return x.to(torch.float32, memory_format=fmt).div_(self._255)
             if batch.dim() == 4:
                 return batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
             return batch.to(self.device, non_blocking=True)
@@ -373,8 +455,56 @@ class Trainer:
         dist.all_reduce(values)
         return dict(zip(losses, (values / self.world_size).tolist()))
 
+    def _should_stop(self, sync: bool) -> bool:
+        """Deadline passed or SIGTERM received; under torchrun every rank gets the same answer (only when ``sync``)."""
+        local = self._stop_requested or (self.cfg.deadline is not None and time.time() >= self.cfg.deadline)
+        if self.world_size == 1:
+            return local
+        if not sync:  # ranks must agree (the stop saves, which gathers): decided on log steps, which sync anyway
+            return False
+        flag = torch.tensor([float(local)], device=self.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    @contextlib.contextmanager
+    def _sigterm_stops(self):
+        """While training, SIGTERM asks the loop to checkpoint and stop (main thread only: Python's rule for handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def fit(self, data) -> "Trainer":
-        """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one."""
+        """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one.
+
+        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or SIGTERM arrives
+        (``self.stopped_early``); under torchrun that is decided on log steps, so it may take
+        up to ``cfg.log_every`` more steps.
+        """
+        self.stopped_early = self._stop_requested = False
+        with self._sigterm_stops():
+            self._fit(data)
+        return self
+
+    def _batches(self, data):
+        """What the loop calls ``next`` on: a background prefetch for sources with ``draw``, else ``data`` itself."""
+        if not (hasattr(data, "draw") and hasattr(data, "state_dict") and hasattr(data, "load_state_dict")):
+            return data
+        if self.device.type == "cuda":  # pinned uint8: the copy is asynchronous, the GPU converts
+            # the worker's current device is this rank's (else pinning would open a context on cuda:0)
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return _Prefetch(data, lambda: data.draw(pin=True), initializer=lambda: torch.cuda.set_device(index))
+        return _Prefetch(data, lambda: next(data))  # CPU: the float conversion too runs in the worker (NumPy)
+
+    def _fit(self, data) -> None:
         resumed = self.load(data)
         if not resumed:
             seed_everything(self.cfg.seed + self.rank)
@@ -386,6 +516,20 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, disable=not cfg.progress or self.rank != 0,
                    dynamic_ncols=True)
         nets = list(self.nets.values())
+        source = self._batches(data) if self.step < cfg.steps else data
+        try:
+            self._loop(source, nets, bar)
+        finally:
+            if isinstance(source, _Prefetch):
+                source.close()
+        bar.close()
+        if self.world_size > 1:
+            dist.barrier()  # the last checkpoint is on disk before any rank moves on (and reads ``done``)
+        for net in nets:
+            net.eval()
+
+    def _loop(self, data, nets, bar) -> None:
+        cfg = self.cfg
         tic = time.perf_counter()
         while self.step < cfg.steps:
             batch = self._to_device(next(data))
@@ -397,8 +541,10 @@ class Trainer:
                 sched.step()
             self.step += 1
             bar.update(1)
+            log_step = self.step % cfg.log_every == 0
+            stop = self.step < cfg.steps and self._should_stop(sync=log_step)
             last = self.step == cfg.steps
-            if self.step % cfg.log_every == 0 or last:
+            if log_step or last or stop:
                 lrs = {f"lr_{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
                 values = self._log_values(losses)
                 self.log_rows.append({"step": self.step, **lrs, **values})
@@ -406,13 +552,13 @@ class Trainer:
             due = cfg.eval_every and self.step % cfg.eval_every == 0
             if self.eval_fn is not None and (due or last) and self.rank == 0:
                 self._evaluate()
-            if self.step % cfg.ckpt_every == 0 or last:
+            if self.step % cfg.ckpt_every == 0 or last or stop:
                 self.elapsed += time.perf_counter() - tic
                 tic = time.perf_counter()
                 self.save(data)
-        bar.close()
-        if self.world_size > 1:
-            dist.barrier()  # the last checkpoint is on disk before any rank moves on (and reads ``done``)
-        for net in nets:
-            net.eval()
-        return self
+            if stop:  # no evaluation hook here: the budget is spent; the resumed run evaluates at its end
+                self.stopped_early = True
+                reason = "SIGTERM" if self._stop_requested else "the deadline"
+                if self.rank == 0:
+                    bar.write(f"{self.desc}: stopped by {reason} at step {self.step}/{cfg.steps}; checkpoint {self.checkpoint_path}")
+                break

@@ -37,7 +37,7 @@ def test_teacher_and_student_parameter_counts():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_edsr_shapes_stages_and_heads(scale):
     student = edsr(scale, n_feats=8, n_blocks=6)
-    assert student.stage_layers() == ["body.1", "body.3", "body.6"]  # after blocks 2, 4 and the body conv
+    assert student.feature_layers() == ["body.1", "body.3", "body.6"]  # after blocks 2, 4 and the body conv
     heads = nets.DeepSupervisionHeads(student, taps=(2, 4, 5), n_blocks=1)
     assert heads.layers == ["body.1", "body.3", "body.4"]
     lr = torch.rand(2, 3, 7, 9)
@@ -71,7 +71,7 @@ def test_spatial_affinity_and_fakd_by_hand():
     # SR = .5, HR = .3, SR_T = .2: (1-.5)*.2 + .5*.3 + 10*.3 = .1 + .15 + 3 = 3.25
     sr, hr, srt = torch.full((1, 3, 2, 2), 0.5), torch.full((1, 3, 2, 2), 0.3), torch.full((1, 3, 2, 2), 0.2)
     total, parts = losses.fakd_loss(sr, hr, srt, [s], [t], alpha=0.5, weight=10.0)
-    assert total.item() == pytest.approx(3.25, abs=1e-6) and parts["l_affinity"] == pytest.approx(0.3, abs=1e-6)
+    assert total.item() == pytest.approx(3.25, abs=1e-6) and float(parts["l_affinity"]) == pytest.approx(0.3, abs=1e-6)
 
 
 def test_affinity_ignores_the_width():
@@ -102,7 +102,7 @@ def test_deep_supervision_terms_by_hand():
     aux = [torch.full(shape, 0.4, requires_grad=True), torch.full(shape, 0.7, requires_grad=True)]
     # Eq. 1: |.5-.3| = .2; Eq. 2: (|.4-.3| + |.7-.3|)/2 = .25; Eq. 3: (|.4-.5| + |.7-.5|)/2 = .15
     total, parts = losses.ds_loss(sr, aux, hr, alpha=10.0)
-    assert parts["l1"] == pytest.approx(0.2) and parts["l_asr"] == pytest.approx(0.25) and parts["l_sd"] == pytest.approx(0.15)
+    assert float(parts["l1"]) == pytest.approx(0.2) and float(parts["l_asr"]) == pytest.approx(0.25) and float(parts["l_sd"]) == pytest.approx(0.15)
     assert total.item() == pytest.approx(0.2 + 0.25 + 10 * 0.15)  # Eq. 4: 1.95
     total.backward()
     # SR is the heads' teacher: it receives only L_SR's gradient, sign(.5-.3)/numel
@@ -144,8 +144,8 @@ def test_clsd_forms_table5_and_eq6():
     t5, p5 = losses.clsd_loss(sr, aux, hr, form="table5", alpha=10.0, beta=10.0)
     e6, p6 = losses.clsd_loss(sr, aux, hr, form="eq6", alpha=10.0, beta=10.0)
     # Table 5: L_SR + L_ASR + beta sum_j L_CS^j; Eq. 6 adds alpha L_SD
-    assert t5.item() == pytest.approx(p5["l1"] + p5["l_asr"] + 10 * p5["l_cs"], rel=1e-5)
-    assert e6.item() - t5.item() == pytest.approx(10 * p5["l_sd"], rel=1e-4)
+    assert t5.item() == pytest.approx(float(p5["l1"] + p5["l_asr"] + 10 * p5["l_cs"]), rel=1e-5)
+    assert e6.item() - t5.item() == pytest.approx(10 * float(p5["l_sd"]), rel=1e-4)
     with pytest.raises(ValueError):
         losses.clsd_loss(sr, aux, hr, form="eq5")
 
@@ -176,3 +176,82 @@ def test_moon2023_clsd_recorded_values(smoke_run):
     for f in ["tables/table_2.md", "tables/table_6.md", "tables/claims.md", "tables/table1_configs.csv",
               "figures/fig3_head_blocks.png", "figures/fig4_urban100_crops.png", "figures/training_loss.png"]:
         assert (out / f).is_file(), f
+
+
+TINY = dict(scales=[2], methods=["Baseline", "FAKD"], teacher_steps=2, student_steps=2, fig3_blocks=[], probe_steps=0)
+
+
+def embedded_psnr(out, method):
+    v = read_values(out)
+    return v[(v.dataset == "embedded") & (v.method == method)].reproduced.tolist()
+
+
+@pytest.mark.notebook
+def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
+    """Another FAKD weight retrains FAKD only; an identical rerun trains nothing; a teacher file replaces training."""
+    import papermill as pm
+    from conftest import execute, provenance
+    from srcore import data
+
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    first = execute("moon2023_clsd", tmp_path / "first", **TINY)
+    assert provenance(first)["trained_steps"] == 6  # teacher, Baseline, FAKD
+
+    again = execute("moon2023_clsd", tmp_path / "again", **TINY)
+    assert provenance(again)["trained_steps"] == 0 and len(provenance(again)["reused_runs"]) == 3
+    assert embedded_psnr(again, "FAKD") == embedded_psnr(first, "FAKD")
+
+    other = execute("moon2023_clsd", tmp_path / "other", **TINY, fakd_weight=2.5)
+    prov = provenance(other)
+    assert prov["trained_steps"] == 2 and sorted(r["name"] for r in prov["runs"].values() if r["reused"]) == ["Baseline", "Teacher"]
+    assert embedded_psnr(other, "Baseline") == embedded_psnr(first, "Baseline")
+    assert embedded_psnr(other, "FAKD") != embedded_psnr(first, "FAKD")
+
+    # teacher_weights: a file (here the first run's teacher checkpoint) is loaded, never trained
+    # and the official EDSR-baseline file present (here our Baseline's weights under the release's name) adds its row
+    import shutil
+    teacher_file = next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Teacher_x2-*/last.pt"))
+    (tmp_path / "weights").mkdir()
+    shutil.copy(next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Baseline_x2-*/last.pt")),
+                tmp_path / "weights" / "edsr_baseline_x2-1bc95232.pt")
+    monkeypatch.setenv("SRCORE_WEIGHTS", str(tmp_path / "weights"))
+    released = execute("moon2023_clsd", tmp_path / "released", **TINY, teacher_weights=str(teacher_file))
+    prov = provenance(released)
+    sha = prov["teacher_weights"]["x2"]["sha256"]
+    assert prov["teacher_weights"]["x2"]["path"] == str(teacher_file) and len(sha) == 64
+    assert not any(r["name"] == "Teacher" and r.get("trained_steps") for r in prov["runs"].values())
+    assert prov["trained_steps"] == 2  # FAKD again: its teacher's key is now the file's
+    v = read_values(released)
+    fakd = v[(v.method == "FAKD") & (v.dataset == "embedded")]
+    assert len(fakd) and fakd.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    assert embedded_psnr(released, "FAKD") == embedded_psnr(first, "FAKD")  # the same teacher weights, the same student
+    reference = v[v.method == "EDSR-baseline (official)"]
+    assert reference.note.str.contains("edsr_baseline_x2-1bc95232.pt (sha256 ", regex=False).all()
+    assert reference.reproduced.tolist() == embedded_psnr(first, "Baseline") and len(reference) == 1
+    assert provenance(first)["reference"] == {} and prov["reference"]["x2"]["file"] == "edsr_baseline_x2-1bc95232.pt"
+
+    with pytest.raises(pm.PapermillExecutionError, match=r"teacher_weights=.*nowhere\.pt.*looked for"):
+        execute("moon2023_clsd", tmp_path / "missing", **TINY, teacher_weights=str(tmp_path / "nowhere.pt"))
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.notebook
+def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
+    """fig4_images=[] and eval_sets=[Set5]: a data root without Urban100 (or any other set) is enough."""
+    import papermill as pm
+    from conftest import execute
+    from srcore import data
+
+    root = tmp_path / "data"
+    photos = data.embedded_images()
+    for folder in ["benchmark/Set5/HR", "train/T91", "train/BSD200"]:
+        (root / folder).mkdir(parents=True)
+        for name, img in list(photos.items())[:2]:
+            data.save_image(img[:96, :96], root / folder / f"{name}.png")
+    monkeypatch.setenv("SRCORE_DATA", str(root))
+    small = dict(TINY, methods=["Baseline"], eval_sets=["Set5"], eval_limit={})
+    out = execute("moon2023_clsd", tmp_path / "res", **small, fig4_images=[])
+    v = read_values(out)
+    assert (v[(v.table == "Table 2") & (v.dataset == "Set5") & (v.method == "Baseline")].status == "reproduced").all()
+    with pytest.raises(pm.PapermillExecutionError, match="Urban100"):  # a figure image needs its set
+        execute("moon2023_clsd", tmp_path / "res2", **small)

@@ -66,7 +66,7 @@ def test_side_by_side_and_markdown(tmp_path):
 def test_write_is_whole_and_replaces_the_old_results(tmp_path):
     res = make_results(tmp_path)
     out = res.write()
-    assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "tables", "values.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "provenance.json", "tables", "values.csv"]
     prov = json.loads((out / "provenance.json").read_text())
     assert {"profile", "commit", "torch", "started", "finished"} <= set(prov)
     assert (out / "tables" / "table_1.md").read_text().startswith("# seo_squeezesr_kd, Table 1")
@@ -94,17 +94,6 @@ def test_commit_ignores_results_being_written(tmp_path, monkeypatch):
     assert not report.git_commit().endswith("-dirty")
     (repo / "code.py").write_text("x = 2\n")
     assert report.git_commit().endswith("-dirty")
-
-
-def test_smoke_never_writes_results_and_quick_never_replaces_paper(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
-    assert report.output_dir(PAPER, "smoke") == tmp_path / "runs" / "smoke" / PAPER
-    assert report.output_dir(PAPER, "quick") == tmp_path / "results" / PAPER
-    (tmp_path / "results" / PAPER).mkdir(parents=True)
-    (tmp_path / "results" / PAPER / "provenance.json").write_text('{"profile": "paper"}')
-    assert report.output_dir(PAPER, "quick") == tmp_path / "runs" / "quick" / PAPER
-    assert report.output_dir(PAPER, "paper") == tmp_path / "results" / PAPER
-    assert report.output_dir(PAPER, "smoke", tmp_path / "x") == tmp_path / "x"
 
 
 def test_figure_comes_with_its_csv(tmp_path):

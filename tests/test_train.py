@@ -1,4 +1,8 @@
 """The shared training loop: resume after a kill ends with the same weights as an uninterrupted run."""
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +16,7 @@ class Kill(Exception):
     pass
 
 
-def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
+def make_run(run_dir, steps, kill_at=None, ckpt_every=4, deadline=None, on_step=None):
     torch.manual_seed(123)  # same initial weights in every run
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2))
     gan_d = nn.Conv2d(3, 1, 3)  # a second network with its own optimiser, as GANs need
@@ -21,6 +25,8 @@ def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
     def step_fn(t, batch):
         if kill_at is not None and t.step == kill_at:
             raise Kill
+        if on_step is not None:
+            on_step(t)
         lr, hr = batch
         noise = torch.rand(1).item()  # consumes torch's RNG: must be restored on resume
         with t.autocast():
@@ -34,7 +40,7 @@ def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
     rng = np.random.default_rng(0)
     ts = data.TrainSet({f"i{k}": rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for k in range(3)}, 2, 8)
     cfg = train.TrainConfig(steps=steps, lr_milestones=(6,), lr_gamma=0.1, ckpt_every=ckpt_every, log_every=1,
-                            progress=False)
+                            progress=False, deadline=deadline)
     t = train.Trainer(run_dir, {"G": net, "D": gan_d}, opts, step_fn, cfg, device=torch.device("cpu"))
     return t, data.PatchSampler(ts, 2, seed=7)
 
@@ -115,3 +121,86 @@ def test_settings_tag_is_stable_and_distinguishes_settings():
     assert train.settings_tag(feats=64, steps=10) == train.settings_tag(steps=10, feats=64)
     assert train.settings_tag(feats=64, steps=10) != train.settings_tag(feats=32, steps=10)
     assert len(train.settings_tag(a=1)) == 8
+
+
+def test_a_deadline_in_the_past_stops_after_one_step_with_a_checkpoint(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 10, deadline=time.time() - 1)
+    t.fit(sampler)
+    assert t.stopped_early and t.step == 1 and not t.done
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 1
+    assert (tmp_path / "r" / "log.csv").read_text().splitlines()[1].startswith("1,")
+
+
+def test_resume_after_a_deadline_stop_matches_uninterrupted(tmp_path):
+    ref, sampler = make_run(tmp_path / "ref", 10)
+    ref.fit(sampler)
+
+    def late(t):  # the deadline passes during step 6 (between checkpoints at 4 and 8)
+        if t.step == 5:
+            t.cfg.deadline = time.time() - 1
+
+    stopped, sampler = make_run(tmp_path / "run", 10, on_step=late)
+    stopped.fit(sampler)
+    assert stopped.stopped_early and stopped.step == 6
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 6
+
+    resumed, sampler = make_run(tmp_path / "run", 10)
+    resumed.fit(sampler)
+    assert resumed.step == 10 and not resumed.stopped_early and resumed.done
+    a, b = weights(ref), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.log_rows == ref.log_rows
+
+
+def test_sigterm_checkpoints_and_stops_then_the_handler_is_restored(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate(t):
+        if t.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t, sampler = make_run(tmp_path / "r", 10, on_step=terminate)
+    t.fit(sampler)
+    assert t.stopped_early and t.step == 3  # the step in which SIGTERM arrived is finished and saved
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 3
+    assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_checkpoint_holds_the_sampler_state_before_the_prefetched_batch(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 5, ckpt_every=100)  # one checkpoint, at the end, while a batch is prefetched
+    seen = []
+    step = t.step_fn
+    t.step_fn = lambda tr, batch: (seen.append(batch), step(tr, batch))[1]
+    t.fit(sampler)
+    _, fresh = make_run(tmp_path / "unused", 5)
+    expected = [next(fresh) for _ in range(5)]
+    assert all(torch.equal(a, b) for got, want in zip(seen, expected) for a, b in zip(got, want))  # same batches, same order
+    saved = torch.load(tmp_path / "r" / "last.pt", weights_only=False)["data"]
+    assert saved == fresh.state_dict()  # 5 batches drawn, not the 6th that was prepared in the background
+    assert sampler.state_dict() == fresh.state_dict()  # and the sampler itself is put back there
+    assert all(torch.equal(a, b) for a, b in zip(next(sampler), next(fresh)))
+
+
+class Uint8Batches:
+    """The sampler's batches as uint8, as the Trainer hands them over on CUDA."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __next__(self):
+        return self.sampler.draw()
+
+
+def test_uint8_batches_are_converted_on_the_device_to_the_same_floats(tmp_path):
+    ref, sampler = make_run(tmp_path / "ref", 5)
+    ref.fit(sampler)
+    t, sampler = make_run(tmp_path / "u8", 5)
+    t.fit(Uint8Batches(sampler))
+    a, b = weights(ref), weights(t)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lr8, hr8 = data.PatchSampler(sampler.ts, 2, seed=1).draw()
+    t.memory_format = torch.channels_last
+    lr, hr = t._to_device((lr8, hr8))
+    assert lr.dtype == torch.float32 and lr.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(lr, lr8.float() / 255) and torch.equal(hr, data.uint8_to_float(hr8))
