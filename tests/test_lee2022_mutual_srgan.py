@@ -1,6 +1,7 @@
 """lee2022_mutual_srgan: the mutual-distillation KL (Eq. 3), the paper's networks, the profiles, and the notebook in smoke."""
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -154,7 +155,9 @@ def test_lee2022_recorded_values(smoke_run):
 @pytest.mark.notebook
 def test_lee2022_settings_differ_only_by_the_distillation_term(smoke_run):
     out = smoke_run(PAPER)
-    logs = {m: pd.read_csv(out.parent / "checkpoints" / PAPER / f"{m}_x2" / "log.csv") for m in ("Independent", "ML", "ML*")}
+    runs = json.loads((out / "provenance.json").read_text())["runs"].values()  # each run's keyed folder
+    folder = {(r["name"], r["scale"]): Path(r["folder"]) for r in runs}
+    logs = {m: pd.read_csv(folder[m, 2] / "log.csv") for m in ("Independent", "ML", "ML*")}
     assert (logs["Independent"][["l_md1", "l_md2"]] == 0).all().all()
     assert (logs["ML"][["l_md1", "l_md2"]] > 0).all().all()
     # same seeds and batches: before the first update the three cohorts see identical logits
