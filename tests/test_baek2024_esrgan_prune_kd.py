@@ -293,3 +293,49 @@ def test_baek_recorded_values(smoke_run):
     if not weights.available("vgg19"):
         assert "declared substitute" in prov["perceptual_loss"]
     assert all(r["nonzero_after"] < r["params"] for r in prov["pruning_of_trained_teacher"])
+
+
+def run_notebook(out, **parameters):
+    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+@pytest.mark.notebook
+def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, monkeypatch):
+    """No data anywhere: the claims said None.__format__ (issue 14); now 'not measured (no data)'. The same
+    settings reuse every run; another lambda_distill trains the student again, not ESRGAN."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = {"methods": ["Teacher_0.3", "Student_16_Teacher_0.3"], "teacher_steps": 2, "teacher_finetune_steps": 0,
+             "distill_steps": 2, "lr": 1e-2}
+    v, prov = run_notebook(tmp_path / "first", **small)
+    pub = v[v.published.notna()]
+    assert len(pub) == 125
+    private = pub.dataset.isin(["KHU", "MIV", "VRroom"])
+    assert pub[private].status.str.contains("private dataset").all()
+    counted = pub.metric == "Params(M)"
+    assert (pub[counted].status == "reproduced").all()
+    assert (pub[~private & ~counted].status == "n/a: benchmark data not found (smoke run on embedded images)").all()
+    embedded = v[(v.dataset == "embedded") & v.metric.isin(["PSNR", "SSIM"])]
+    assert set(embedded.method) == {"ESRGAN", "Teacher_0.3", "Student_16"} and embedded.reproduced.notna().all()
+    assert prov["data"]["train_set"].startswith("embedded") and prov["trained_steps"] == 4
+    claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
+    assert claims["our run"].str.contains("not measured \\(no data\\)").any()
+    assert not claims["our run"].str.contains(r"\bnan\b|None").any()
+
+    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
+    assert v2.reproduced.equals(v.reproduced)
+
+    v3, prov3 = run_notebook(tmp_path / "distill", **small, lambda_distill=10.0)
+    runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
+    assert runs["ESRGAN"][1]["reused"] and runs["ESRGAN"][0] in prov["runs"]
+    student = runs["Student_16_Teacher_0.3"]
+    assert student[1]["trained_steps"] == 2 and student[0] not in prov["runs"]
+    psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "Student_16") & (values.metric == "PSNR")].reproduced.item()
+    assert psnr(v3) != psnr(v)

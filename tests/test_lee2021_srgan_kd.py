@@ -284,3 +284,44 @@ def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data
                             parameters={"profile": "paper", "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def run_notebook(out, **parameters):
+    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+@pytest.mark.notebook
+def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monkeypatch):
+    """No data anywhere (issue 14); the same settings reuse every run; another kd_weight trains the student again."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = {"methods": ["Bicubic", "GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
+    v, prov = run_notebook(tmp_path / "first", **small)
+    pub = v[v.published.notna()]
+    assert len(pub) == 98
+    t2 = pub[pub.table == "Table 2"]
+    assert len(t2) == 48 and (t2.status == "n/a: benchmark data not found (smoke run on embedded images)").all()
+    assert pub[pub.table == "Table 3"].status.str.startswith("n/a: human study").all()
+    assert (pub[pub.table == "Table 1"].status == "reproduced").all()
+    embedded = v[v.dataset == "embedded"]
+    assert set(embedded.method) == {"Bicubic", "Teacher", "GAN2G"} and embedded.reproduced.notna().all()
+    assert prov["data"]["train_set"].startswith("embedded") and prov["trained_steps"] == 4
+    claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
+    assert not claims["our run"].str.contains(r"\bnan\b").any()
+
+    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
+    assert v2.reproduced.equals(v.reproduced)
+
+    v3, prov3 = run_notebook(tmp_path / "kd", **small, kd_weight=10.0)
+    runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
+    assert runs["Teacher"][1]["reused"] and runs["Teacher"][0] in prov["runs"]  # the teacher does not depend on kd_weight
+    assert runs["GAN2G"][1]["trained_steps"] == 2 and runs["GAN2G"][0] not in prov["runs"]
+    psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "GAN2G") & (values.metric == "PSNR")].reproduced.item()
+    assert psnr(v3) != psnr(v)
