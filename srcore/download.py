@@ -12,6 +12,7 @@ renamed once whole and verified; an archive is extracted into a temporary siblin
 renamed. So an interrupted run leaves only things the next run resumes or ignores.
 
     python -m srcore.download benchmark --root data
+    python -m srcore.download release edsr_x2       # official weights into $SRCORE_WEIGHTS
 """
 from __future__ import annotations
 
@@ -169,13 +170,14 @@ def _stream(url: str, part: Path, dest: Path, chunk_size: int, timeout: float,
 
 
 def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = None,
-             chunk_size: int = 1 << 20, timeout: float = 30, progress: bool = True) -> Path:
+             size: int | None = None, chunk_size: int = 1 << 20, timeout: float = 30,
+             progress: bool = True) -> Path:
     """Stream ``url`` to ``dest``, resuming the ``<dest>.part`` of an interrupted run.
 
     ``dest`` appears only whole (``os.replace`` from the part) and, when ``md5``/``sha256`` are
-    given, verified. A ``dest`` already there that matches (or with no checksum to check) is
-    returned without any request. On a checksum mismatch the part is deleted. Every failure
-    raises ``DownloadError``.
+    given, verified (``size``: its length in bytes, too). A ``dest`` already there that matches
+    (or with no checksum to check) is returned without any request. On a checksum or size
+    mismatch the part is deleted. Every failure raises ``DownloadError``.
     """
     dest = Path(dest)
     expected = {name: digest.lower() for name, digest in (("md5", md5), ("sha256", sha256))
@@ -185,6 +187,11 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
     part = dest.with_suffix(dest.suffix + ".part")
     _stream(url, part, dest, chunk_size, timeout, progress)
 
+    if size is not None and part.stat().st_size != size:
+        got = part.stat().st_size
+        part.unlink()
+        raise DownloadError(f"{url} gave {got} bytes, expected {size}. The partial file was deleted: "
+                            f"rerun to download it again, or check the file yourself and place it at {dest}")
     actual = _digests(part, expected)
     if actual != expected:
         part.unlink()
@@ -295,10 +302,63 @@ def fetch(name: str, root: Path, *, base_url: str | None = None) -> Path:
     return root
 
 
+def fetch_release(name: str, dest_dir: Path | None = None, *, base_url: str | None = None,
+                  timeout: float = 30, progress: bool = True) -> Path:
+    """Download the official weights ``name`` of :data:`srcore.releases.RELEASES` into ``dest_dir``
+    (default ``$SRCORE_WEIGHTS``, where :func:`srcore.releases.load_teacher` looks), resumably,
+    checking its size and SHA-256 where the catalogue has them. ``base_url`` replaces the host
+    (a mirror, or a test server): ``<base_url>/<file>``. A file already there is not fetched again.
+    """
+    from srcore.releases import RELEASES
+    from srcore.weights import user_dir
+
+    if name not in RELEASES:
+        raise UnknownDatasetError(f"unknown release {name!r}; known: {', '.join(RELEASES)}")
+    release = RELEASES[name]
+    dest = Path(dest_dir if dest_dir is not None else user_dir()) / release.file
+    url = release.url if base_url is None else f"{base_url.rstrip('/')}/{release.file}"
+    path = download(url, dest, sha256=release.sha256, size=release.size, timeout=timeout, progress=progress)
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):  # a host's "confirm download" page, not the weights
+        path.unlink()
+        raise DownloadError(f"{url} answered with a web page, not the weights file (Google Drive does so for "
+                            f"large files). Download {release.file} in a browser and place it at {dest}")
+    return path
+
+
+def _release_main(argv: list[str]) -> int:
+    from srcore.releases import RELEASES
+    from srcore.weights import user_dir
+
+    parser = argparse.ArgumentParser(
+        prog="python -m srcore.download release",
+        description="Download official pretrained weights into $SRCORE_WEIGHTS.")
+    parser.add_argument("name", choices=list(RELEASES),
+                        help="; ".join(f"{k}: {r.paper} {r.role} x{r.scale}" for k, r in RELEASES.items()))
+    parser.add_argument("--dir", type=Path, default=None, help=f"folder (default: $SRCORE_WEIGHTS, now {user_dir()})")
+    parser.add_argument("--base-url", help="download the file from this mirror instead")
+    args = parser.parse_args(argv)
+    try:
+        path = fetch_release(args.name, args.dir, base_url=args.base_url)
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    release = RELEASES[args.name]
+    print(f"{args.name} ({release.network}) is at {path.resolve()}")
+    if release.sha256 is None:
+        print(f"note: no published SHA-256 to check it against ({release.sha256_note})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["release"]:
+        return _release_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m srcore.download",
-        description="Download a data set and lay it out under the data root.")
+        description="Download a data set and lay it out under the data root.",
+        epilog="python -m srcore.download release <name>: official pretrained weights (srcore.releases)")
     parser.add_argument("name", choices=list(DATASETS),
                         help="; ".join(f"{k}: {d.description}" for k, d in DATASETS.items()))
     parser.add_argument("--root", type=Path,

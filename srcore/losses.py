@@ -473,8 +473,8 @@ def bernoulli_kl_from_logits(target_logits: torch.Tensor, logits: torch.Tensor) 
 def mutual_kl_loss(logits: torch.Tensor, peer_logits: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
     """One KL term of Eq. 3 of lee2022_mutual_srgan for discriminator D_i: T^2 mean_b KL(p_j^T || p_i^T).
 
-    ``logits``: D_i's raw outputs ``(B,)``; ``peer_logits``: the peer D_j's on the paired images
-    ``(B,)``, detached here (the peer is a fixed target, as in Deep Mutual Learning).
+    ``logits``: D_i's raw outputs ``(B,1)``; ``peer_logits``: the peer D_j's on the paired images
+    ``(B,1)``, detached here (the peer is a fixed target, as in Deep Mutual Learning).
     p^T = sigmoid(z / T). ``temperature`` 1: ML (plain probabilities); T > 1: ML* (softened, the
     KL multiplied by T^2 so its gradients keep the scale of T = 1, as in Hinton et al.). Mean
     over the batch (DML's batch-mean KL).

@@ -3,7 +3,9 @@
 Every network takes a float tensor ``(B,3,h,w)`` in ``[0,1]`` and returns ``(B,3,s*h,s*w)``.
 Mean shift is a buffer, not a parameter, so parameter counts exclude it (the papers'
 convention). Intermediate features are read with :class:`FeatureTaps` (forward hooks),
-so no network is rewritten for a distillation method.
+so no network is rewritten for a distillation method; every generator names the layers a
+distillation method reads the same way, ``net.feature_layers(...) -> list[str]`` (module names
+for :class:`FeatureTaps`). Every discriminator returns one raw logit per image, ``(B, 1)``.
 """
 from __future__ import annotations
 
@@ -119,7 +121,9 @@ class EDSRT(nn.Module):
         self.blocks = nn.Sequential(*[ResidualBlock(cfg.n_feats, cfg.n_modules, cfg.res_scale) for _ in range(cfg.n_blocks)])
         self.tail = make_tail("edsr", cfg.scale, cfg.n_feats)
 
-    feature_layers = ("blocks.0", "blocks.1", "blocks.2")
+    def feature_layers(self) -> list[str]:
+        """The Residual/Squeeze Block outputs ``blocks.0 .. blocks.{n-1}`` (T1..T3 / S1..S3 in the paper)."""
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
 
     def forward(self, x):
         x = self.head(self.sub_mean(x))
@@ -179,7 +183,9 @@ class SqueezeSR(nn.Module):
         self.blocks = nn.Sequential(*[SqueezeBlock(cfg.n_feats, cfg.squeeze) for _ in range(cfg.n_blocks)])
         self.tail = make_tail(cfg.upsampler, cfg.scale, cfg.n_feats)
 
-    feature_layers = ("blocks.0", "blocks.1", "blocks.2")
+    def feature_layers(self) -> list[str]:
+        """The Residual/Squeeze Block outputs ``blocks.0 .. blocks.{n-1}`` (T1..T3 / S1..S3 in the paper)."""
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
 
     def forward(self, x):
         x = self.head(self.sub_mean(x))
@@ -233,6 +239,16 @@ class FeatureTaps:
         return [self._outputs[name] for name in self.layers]
 
 
+def forward_with_features(net: nn.Module, x: torch.Tensor, layers=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``net(x)`` and the outputs of ``layers`` (default ``net.feature_layers()``), in that order.
+
+    Gradients flow as the caller's context says: wrap a frozen teacher's call in ``torch.no_grad()``.
+    """
+    with FeatureTaps(net, net.feature_layers() if layers is None else layers) as taps:
+        out = net(x)
+    return out, taps.features
+
+
 # --- moon2023_clsd: EDSR (Lim et al. 2017) teacher/student and deep-supervision heads ----------------------
 
 
@@ -254,7 +270,7 @@ class EDSR(nn.Module):
 
     Layer names follow EDSR-PyTorch: ``head``, ``body.0..n-1`` (ResBlocks), ``body.n`` (the
     body's closing conv), ``tail``. ``block_layer(k)`` names the output of the k-th ResBlock
-    (1-based); ``stage_layers()`` the three body stages of FAKD (He et al. 2020's split of the
+    (1-based); ``feature_layers()`` the three body stages of FAKD (He et al. 2020's split of the
     body into thirds: after n//3 and 2n//3 blocks and after the closing conv).
     Input/output ``(B,3,h,w)`` / ``(B,3,s*h,s*w)`` in ``[0,1]``.
     """
@@ -273,7 +289,7 @@ class EDSR(nn.Module):
             raise ValueError(f"block {k} out of 1..{self.cfg.n_blocks}")
         return f"body.{k - 1}"
 
-    def stage_layers(self) -> list[str]:
+    def feature_layers(self) -> list[str]:
         n = self.cfg.n_blocks
         return [self.block_layer(n // 3), self.block_layer(2 * n // 3), f"body.{n}"]
 
@@ -336,13 +352,13 @@ def student_with_heads(student: EDSR, heads: DeepSupervisionHeads, lr: torch.Ten
 # ---------------------------------------------------------------------------------------------
 
 class ResidualDenseBlock(nn.Module):
-    """ESRGAN's dense block: 5 convs, each seeing the input and every earlier output (growth ``gc``);
+    """ESRGAN's dense block: 5 convs, each seeing the input and every earlier output (``growth`` channels each);
     x + 0.2 * conv5(...)."""
 
-    def __init__(self, nf: int, gc: int, res_scale: float = 0.2):
+    def __init__(self, n_feats: int, growth: int, res_scale: float = 0.2):
         super().__init__()
-        self.convs = nn.ModuleList(conv3x3(nf + i * gc, gc) for i in range(4))
-        self.conv5 = conv3x3(nf + 4 * gc, nf)
+        self.convs = nn.ModuleList(conv3x3(n_feats + i * growth, growth) for i in range(4))
+        self.conv5 = conv3x3(n_feats + 4 * growth, n_feats)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
         self.res_scale = res_scale
 
@@ -356,9 +372,9 @@ class ResidualDenseBlock(nn.Module):
 class RRDB(nn.Module):
     """Residual-in-Residual Dense Block: three dense blocks and an outer skip, x + 0.2 * rdb3(rdb2(rdb1(x)))."""
 
-    def __init__(self, nf: int, gc: int, res_scale: float = 0.2):
+    def __init__(self, n_feats: int, growth: int, res_scale: float = 0.2):
         super().__init__()
-        self.rdbs = nn.Sequential(*[ResidualDenseBlock(nf, gc, res_scale) for _ in range(3)])
+        self.rdbs = nn.Sequential(*[ResidualDenseBlock(n_feats, growth, res_scale) for _ in range(3)])
         self.res_scale = res_scale
 
     def forward(self, x):
@@ -367,9 +383,9 @@ class RRDB(nn.Module):
 
 @dataclass
 class RRDBNetConfig:
-    nf: int = 64        # feature channels ("filters"); the students of baek2024 use 16, 32, 48
-    nb: int = 23        # RRDB blocks
-    gc: int = 32        # growth channels inside a dense block
+    n_feats: int = 64   # feature channels ("filters", ESRGAN's nf); the students of baek2024 use 16, 32, 48
+    n_blocks: int = 23  # RRDB blocks (ESRGAN's nb)
+    growth: int = 32    # growth channels inside a dense block (ESRGAN's gc)
     scale: int = 4      # nearest-neighbour x2 upsampling steps, each followed by a conv: x4 only
     res_scale: float = 0.2
 
@@ -377,10 +393,10 @@ class RRDBNetConfig:
 class RRDBNet(nn.Module):
     """ESRGAN's generator (Wang et al. 2018, "ESRGAN", Fig. 3/4; layout of BasicSR's rrdbnet_arch).
 
-    conv_first -> nb RRDBs -> conv_body -> global skip -> 2 x [nearest x2, conv, LReLU] -> conv_hr,
+    conv_first -> n_blocks RRDBs -> conv_body -> global skip -> 2 x [nearest x2, conv, LReLU] -> conv_hr,
     LReLU -> conv_last. Input ``(B,3,h,w)`` in [0,1], output ``(B,3,4h,4w)``; no mean shift.
-    nf 64 / nb 23 / gc 32 has 16,697,987 parameters. Taps for feature distillation: ``body.<i>``
-    (output of RRDB i+1) and ``conv_body``.
+    n_feats 64 / n_blocks 23 / growth 32 has 16,697,987 parameters. Layers for feature distillation
+    (:meth:`feature_layers`): ``body.<i>`` (output of RRDB i+1) and ``conv_body``.
     """
 
     def __init__(self, cfg: RRDBNetConfig = RRDBNetConfig()):
@@ -388,9 +404,9 @@ class RRDBNet(nn.Module):
         if cfg.scale != 4:
             raise ValueError(f"RRDBNet here is x4 only (two nearest x2 steps), got scale {cfg.scale}")
         self.cfg = cfg
-        nf = cfg.nf
+        nf = cfg.n_feats
         self.conv_first = conv3x3(3, nf)
-        self.body = nn.Sequential(*[RRDB(nf, cfg.gc, cfg.res_scale) for _ in range(cfg.nb)])
+        self.body = nn.Sequential(*[RRDB(nf, cfg.growth, cfg.res_scale) for _ in range(cfg.n_blocks)])
         self.conv_body = conv3x3(nf, nf)
         self.conv_up1, self.conv_up2, self.conv_hr = conv3x3(nf, nf), conv3x3(nf, nf), conv3x3(nf, nf)
         self.conv_last = conv3x3(nf, 3)
@@ -403,9 +419,9 @@ class RRDBNet(nn.Module):
             feat = self.lrelu(conv(nn.functional.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
-    def tap_layers(self, blocks=(6, 12, 18, 23), conv_body: bool = True) -> list[str]:
-        """Module names of the outputs of RRDB blocks (1-based; clipped to nb, duplicates dropped) and conv_body."""
-        names = list(dict.fromkeys(f"body.{min(b, self.cfg.nb) - 1}" for b in blocks))
+    def feature_layers(self, blocks=(6, 12, 18, 23), conv_body: bool = True) -> list[str]:
+        """Module names of the outputs of RRDB blocks (1-based; clipped to n_blocks, duplicates dropped) and conv_body."""
+        names = list(dict.fromkeys(f"body.{min(b, self.cfg.n_blocks) - 1}" for b in blocks))
         return names + (["conv_body"] if conv_body else [])
 
 
@@ -518,7 +534,8 @@ class SRResNet(nn.Module):
     HR to [-1,1] behind a tanh), no mean shift; PReLU has one shared slope (PyTorch's
     default, as in SRGAN); convs keep their bias also before BN. Parameters at x4:
     64/16 -> 1,549,462; 32/8 -> 247,886 (tests/test_lee2021_srgan_kd.py counts them).
-    The block outputs are ``blocks.0`` .. ``blocks.{n-1}``; the long-skip sum is the input of ``upsampler``.
+    The block outputs are ``blocks.0`` .. ``blocks.{n-1}`` (:meth:`feature_layers`); the long-skip
+    sum is the input of ``upsampler``.
     """
 
     def __init__(self, cfg: SRResNetConfig = SRResNetConfig()):
@@ -530,6 +547,15 @@ class SRResNet(nn.Module):
         self.body_end = nn.Sequential(conv3x3(c, c), nn.BatchNorm2d(c))
         self.upsampler = SRResNetUpsampler(cfg.scale, c)
         self.tail = nn.Conv2d(c, 3, 9, padding=4)
+
+    def feature_layers(self, blocks=None) -> list[str]:
+        """Module names of the outputs of residual blocks ``blocks`` (1-based; default every block)."""
+        n = self.cfg.n_blocks
+        chosen = range(1, n + 1) if blocks is None else blocks
+        bad = [b for b in chosen if not 1 <= b <= n]
+        if bad:
+            raise ValueError(f"blocks {bad} out of 1..{n}")
+        return [f"blocks.{b - 1}" for b in chosen]
 
     def forward(self, x):
         x = self.head(x)
@@ -545,7 +571,7 @@ class SRGANDiscriminatorConfig:
 
 
 class SRGANDiscriminator(nn.Module):
-    """SRGAN's discriminator (Ledig et al. 2017, Fig. 4): ``(B,3,S,S)`` in [0,1] -> logits ``(B,)``.
+    """SRGAN's discriminator (Ledig et al. 2017, Fig. 4): ``(B,3,S,S)`` in [0,1] -> logits ``(B,1)``.
 
     8 convs 3x3 of widths C,C,2C,2C,4C,4C,8C,8C, strides 1,2,1,2,1,2,1,2 (so S must be a
     multiple of 16), BN after all but the first, LeakyReLU(0.2); flatten; dense -> ``dense``,
@@ -575,4 +601,12 @@ class SRGANDiscriminator(nn.Module):
         if x.shape[-2:] != (self.cfg.input_size, self.cfg.input_size):
             raise ValueError(f"discriminator built for {self.cfg.input_size}x{self.cfg.input_size} inputs, "
                              f"got {tuple(x.shape[-2:])}")
-        return self.classifier(self.features(x)).squeeze(1)
+        return self.classifier(self.features(x))
+
+
+def from_checkpoint(checkpoint, **overrides) -> nn.Module:
+    """The srcore network held by an official or srcore checkpoint, on [0,1], in eval mode
+    (see :func:`srcore.checkpoints.from_checkpoint` for the layouts and overrides)."""
+    from srcore import checkpoints  # late: checkpoints imports this module
+
+    return checkpoints.from_checkpoint(checkpoint, **overrides)

@@ -2,11 +2,14 @@
 
 Each metric needs pretrained files (see :mod:`srcore.weights`). When they are present they
 are installed into pyiqa's / torchvision's cache and pyiqa loads them from there; when they
-are not, a paper run fails and any other run writes the standard "n/a" text instead of a
-number. pyiqa is never allowed to download: the metric is built with its download functions
-replaced by one that raises.
+are not, :func:`measure` raises :class:`MetricUnavailable` (its ``reason`` is the standard
+"n/a" text), which :meth:`srcore.report.Results.try_record` turns into the n/a row; in the
+paper profile it raises a plain :class:`~srcore.weights.WeightsUnavailable`, which nothing
+catches: a paper run fails. pyiqa is never allowed to download: the metric is built with its
+download functions replaced by one that raises.
 
-    measure("niqe", sr_images, None, profile="quick", crop_border=4)   # float, or "n/a: ..."
+    res.try_record("Table 4", "Set14", 4, "SRGAN", "NIQE",
+                   lambda: measure("niqe", sr_images, None, profile="quick", crop_border=4))
 """
 from __future__ import annotations
 
@@ -55,6 +58,14 @@ METRICS: dict[str, PerceptualMetric] = {
     "fid": PerceptualMetric("fid", lower_better=True, full_reference=True, set_level=True,
                             needs=("fid_inception",), note="Inception-v3 pool3, 2048-d"),
 }
+
+
+class MetricUnavailable(WeightsUnavailable):
+    """A metric's pretrained files are missing outside the paper profile; ``reason`` is the n/a text of the row."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class UnknownMetric(KeyError):
@@ -142,7 +153,7 @@ def _fid(metric, sr: list[np.ndarray], hr: list[np.ndarray]) -> float:
 
 
 def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray] | None, *,
-            profile: str, crop_border: int = 0) -> float | str:
+            profile: str, crop_border: int = 0) -> float:
     """Mean `metric` over `sr_images` (for FID: the score of the SR set against the HR set).
 
     Images are uint8 RGB (H,W,3) in [0,255]; (H,W) grayscale is repeated to 3 channels.
@@ -151,7 +162,8 @@ def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray
     metrics and is ignored otherwise.
 
     Without the pretrained files: raises WeightsUnavailable when `profile` is "paper",
-    otherwise returns :func:`srcore.weights.unavailable_reason`'s "n/a: weights unavailable (<file>)".
+    otherwise :class:`MetricUnavailable` whose ``reason`` is :func:`srcore.weights.unavailable_reason`'s
+    "n/a: weights unavailable (<file>)" (``Results.try_record`` records it as the n/a row).
     """
     m = _metric(metric)
     if profile not in PROFILES:
@@ -180,7 +192,7 @@ def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray
                 except WeightsUnavailable as e:
                     reasons.append(str(e))
             raise WeightsUnavailable(f"metric {metric!r} cannot be computed: {' '.join(reasons)}")
-        return weights.unavailable_reason(*absent)
+        raise MetricUnavailable(weights.unavailable_reason(*absent))
     for w in m.needs:
         weights.require(w)  # copies from $SRCORE_WEIGHTS into the cache pyiqa reads
 

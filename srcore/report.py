@@ -2,8 +2,10 @@
 
 A run collects its numbers in a :class:`Results`; ``write()`` then produces, in the run's
 output folder: ``values.csv`` (one row per published value, same keys as published.csv,
-plus our extra rows), one Markdown file per published table, ``provenance.json``, and
-whatever tables and figures (PNG + the CSV behind it) the notebook added. Everything is
+plus our extra rows), one Markdown file per published table, ``provenance.json``,
+whatever tables and figures (PNG + the CSV behind it) the notebook added, and ``README.md``,
+the paper's results page (:func:`results_page`). :func:`write_summary` writes the page of all
+papers, ``results/README.md``. Everything is
 staged in a hidden sibling folder that replaces the output folder only when ``write()``
 finishes, so a failed run leaves the previous results untouched and nothing half-written.
 """
@@ -162,6 +164,7 @@ class Results:
         self.stage = self.out_dir.parent / f".{self.out_dir.name}.partial"
         shutil.rmtree(self.stage, ignore_errors=True)  # a failed run's leftovers; created again on first write
         self._rows: dict[tuple, dict] = {}
+        self.figures: list[str] = []  # names of add_figure's figures, shown on the results page
         self.provenance.setdefault("paper", self.paper)
         self.provenance.setdefault("profile", self.profile)
         self.provenance.setdefault("started", datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -174,6 +177,25 @@ class Results:
         key = (self.paper, table, dataset, str(scale), method, metric)
         self._rows[key] = {"reproduced": float(value), "status": "reproduced", "train_set": train_set,
                            "steps": steps, "note": note}
+
+    def try_record(self, table, dataset, scale, method, metric, compute, **kw) -> float | None:
+        """``record`` the value of ``compute()``; a :class:`srcore.perceptual.MetricUnavailable` becomes the n/a row.
+
+        Returns the value, or None when the metric could not be computed (its reason is the row's status).
+        """
+        from srcore.perceptual import MetricUnavailable
+        try:
+            value = compute()
+        except MetricUnavailable as e:
+            self.na(table, dataset, scale, method, metric, e.reason)
+            return None
+        self.record(table, dataset, scale, method, metric, value, **kw)
+        return value
+
+    def status(self, table, dataset, scale, method, metric) -> str | None:
+        """The status recorded for a key so far ("reproduced", "n/a: ..."), None if nothing was recorded."""
+        row = self._rows.get((self.paper, table, dataset, str(scale), method, metric))
+        return row["status"] if row else None
 
     def na(self, table, dataset, scale, method, metric, reason: str) -> None:
         """A number we could not produce, and why (dataset private, weights unavailable, human study...)."""
@@ -251,6 +273,7 @@ class Results:
         path = self.stage / "figures" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
+        self.figures.append(name)
         _write_text(path.with_suffix(".csv"), data.to_csv(index=False))
         return self.out_dir / "figures" / f"{name}.png"
 
@@ -266,6 +289,7 @@ class Results:
             title = f"{self.paper}, {table}: published | ours ({self.profile} profile) | delta"
             self.add_table(self.side_by_side(table), slug, title)
         _write_text(self.stage / "provenance.json", json.dumps(self.provenance, indent=2, default=str) + "\n")
+        _write_text(self.stage / "README.md", results_page(self.stage, self.figures))
         old = self.out_dir.parent / f".{self.out_dir.name}.old"
         shutil.rmtree(old, ignore_errors=True)
         if self.out_dir.exists():
@@ -273,3 +297,90 @@ class Results:
         os.replace(self.stage, self.out_dir)
         shutil.rmtree(old, ignore_errors=True)
         return self.out_dir
+
+
+# --- results pages: written from values.csv and provenance.json, never by hand -------------------------------
+
+def _na_reasons(values: pd.DataFrame) -> pd.Series:
+    """Count of published values per n/a reason (status text without the "n/a: " prefix)."""
+    na = values[(values["published"].astype(str) != "") & values["published"].notna() & (values["status"] != "reproduced")]
+    return na["status"].str.replace(r"^n/a:\s*", "", regex=True).value_counts()
+
+
+def results_page(folder: Path, figures=()) -> str:
+    """A paper's README.md from the files of its results folder: what was run, each published table
+    (published | ours | delta), the figures inline, the claims check, the reasons for n/a."""
+    folder = Path(folder)
+    prov = json.loads((folder / "provenance.json").read_text())
+    values = pd.read_csv(folder / "values.csv", dtype={"scale": str, "published": str}, keep_default_na=False,
+                         na_values={"reproduced": [""], "delta": [""]})
+    paper = prov.get("paper", folder.name)
+    data = prov.get("data", {})
+    runs = prov.get("runs", {})
+    lines = [f"# {paper}: published and reproduced", "",
+             f"Written by `srcore.report` from `values.csv` and `provenance.json` (do not edit by hand).", "",
+             "## What was run", "",
+             f"* profile **{prov.get('profile')}** on {prov.get('device', 'unknown device')}, commit `{prov.get('commit')}`, "
+             f"{prov.get('started', '')} to {prov.get('finished', '')}",
+             f"* training data: {data.get('train_set', 'none')} ({data.get('train_images', 0)} images); "
+             f"evaluation images: {', '.join(f'{k} {v}' for k, v in data.get('eval_images', {}).items()) or 'none'}"]
+    if prov.get("run_note"):
+        lines.append(f"* note: {prov['run_note']}")
+    if runs:
+        lines += ["", "| run | steps | trained in this session | reused |", "|---|---|---|---|"]
+        lines += [f"| {k} | {r.get('steps', 0)} of {r.get('planned_steps', r.get('steps', 0))}"
+                  f"{' (stopped early)' if r.get('stopped_early') else ''} | {r.get('trained_steps', 0)} | "
+                  f"{'yes' if r.get('reused') else 'no'}{' (release ' + r['release'].get('file', '') + ')' if r.get('release') else ''} |"
+                  for k, r in runs.items()]
+    pub = values[values["published"] != ""]
+    n_rep = int((pub["status"] == "reproduced").sum())
+    lines += ["", f"{n_rep} of {len(pub)} published values reproduced; {len(values) - len(pub)} extra values of ours.", ""]
+    for table in dict.fromkeys(pub["table"]):
+        md = folder / "tables" / f"{table.lower().replace(' ', '_')}.md"
+        if md.is_file():
+            body = md.read_text().split("\n", 2)[2] if md.read_text().startswith("# ") else md.read_text()
+            lines += [f"## {table}", "", body.strip(), ""]
+    for name in figures:
+        lines += [f"## Figure: {name}", "", f"![{name}](figures/{name}.png)", "",
+                  f"The numbers behind it: [figures/{name}.csv](figures/{name}.csv).", ""]
+    claims = folder / "tables" / "claims.md"
+    if claims.is_file():
+        text = claims.read_text()
+        lines += ["## Claims check", "", (text.split("\n", 2)[2] if text.startswith("# ") else text).strip(), ""]
+    reasons = _na_reasons(values)
+    lines += ["## Why values are n/a", ""]
+    lines += [f"* {n} x {why}" for why, n in reasons.items()] or ["* none: every published value was reproduced"]
+    others = sorted(p.name for p in (folder / "tables").glob("*.md")) if (folder / "tables").is_dir() else []
+    lines += ["", "Other tables: " + ", ".join(f"[{n}](tables/{n})" for n in others), ""]
+    return "\n".join(lines)
+
+
+def write_summary(results_root: str | os.PathLike | None = None) -> Path:
+    """``results/README.md``: one row per paper (published values, reproduced, n/a by reason, the
+    largest |delta| among reproduced cells, profile, date), from each ``<paper>/values.csv``."""
+    root = Path(results_root) if results_root is not None else PROJECT_ROOT / "results"
+    rows = []
+    for values_csv in sorted(root.glob("*/values.csv")):
+        folder = values_csv.parent
+        values = pd.read_csv(values_csv, dtype={"scale": str, "published": str}, keep_default_na=False,
+                             na_values={"reproduced": [""], "delta": [""]})
+        prov_path = folder / "provenance.json"
+        prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+        pub = values[values["published"] != ""]
+        rep = pub[pub["status"] == "reproduced"]
+        delta = pd.to_numeric(rep["delta"], errors="coerce").abs()
+        worst = ""
+        if delta.notna().any():
+            r = rep.loc[delta.idxmax()]
+            worst = f"{delta.max():.3g} ({r['table']}, {r['dataset']}, {r['method']}, {r['metric']})"
+        reasons = _na_reasons(values)
+        rows.append({"paper": f"[{folder.name}]({folder.name}/README.md)", "published values": len(pub),
+                     "reproduced": len(rep), "n/a by reason": "; ".join(f"{n} {why}" for why, n in reasons.items()),
+                     "largest abs(delta)": worst, "profile": prov.get("profile", ""),
+                     "date": str(prov.get("finished", ""))[:10]})
+    text = ("# Results\n\nOne row per paper, written by `srcore.report.write_summary` from each paper's "
+            "`values.csv` (do not edit by hand). Each paper's page holds its tables, figures and claims.\n\n")
+    text += markdown_table(pd.DataFrame(rows, columns=["paper", "published values", "reproduced", "n/a by reason",
+                                                       "largest abs(delta)", "profile", "date"]))
+    _write_text(root / "README.md", text)
+    return root / "README.md"

@@ -19,6 +19,11 @@ A run killed at any point resumes from its last checkpoint and ends with exactly
 weights of an uninterrupted run: the checkpoint holds networks, optimisers, schedules,
 every random state (torch, CUDA, numpy, Python, the patch sampler) and the log rows.
 
+Wall clock: ``TrainConfig(deadline=time.time() + 60 * max_minutes)`` stops the loop after the
+step in which the deadline passes; so does SIGTERM (what a cluster scheduler sends before it
+kills a job). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
+``trainer.stopped_early`` (``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
+
 Scale-out: the same code runs under ``torchrun --nproc_per_node=N`` (NCCL on CUDA, gloo on
 CPU). The Trainer joins the process group from torchrun's environment, broadcasts rank 0's
 weights, gives each rank its own patches (the sampler's random stream jumped by the rank) and
@@ -37,6 +42,8 @@ import csv
 import datetime
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +70,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC networks and batches (cuDNN's fast layout for bf16 convs); see benchmarks/
     compile: bool = False  # torch.compile each network in place (nn.Module.compile: names and state_dict unchanged)
     split_batch: bool = True  # under torchrun: each rank draws batch_size / world patches (global batch unchanged)
+    deadline: float | None = None  # absolute time.time(): stop after the step in which it passes (checkpointed; resumable)
 
 
 def seed_everything(seed: int) -> None:
@@ -231,6 +239,8 @@ class Trainer:
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(self.cfg.lr_milestones), self.cfg.lr_gamma)
                            for name, opt in self.optimizers.items()}
         self.step = 0
+        self.stopped_early = False  # set by fit when cfg.deadline passed or SIGTERM arrived before cfg.steps
+        self._stop_requested = False  # set by the SIGTERM handler that fit installs
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.log_rows: list[dict] = []
         self.eval_rows: list[dict] = []
@@ -373,8 +383,46 @@ class Trainer:
         dist.all_reduce(values)
         return dict(zip(losses, (values / self.world_size).tolist()))
 
+    def _should_stop(self, sync: bool) -> bool:
+        """Deadline passed or SIGTERM received; under torchrun every rank gets the same answer (only when ``sync``)."""
+        local = self._stop_requested or (self.cfg.deadline is not None and time.time() >= self.cfg.deadline)
+        if self.world_size == 1:
+            return local
+        if not sync:  # ranks must agree (the stop saves, which gathers): decided on log steps, which sync anyway
+            return False
+        flag = torch.tensor([float(local)], device=self.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    @contextlib.contextmanager
+    def _sigterm_stops(self):
+        """While training, SIGTERM asks the loop to checkpoint and stop (main thread only: Python's rule for handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def fit(self, data) -> "Trainer":
-        """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one."""
+        """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one.
+
+        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or SIGTERM arrives
+        (``self.stopped_early``); under torchrun that is decided on log steps, so it may take
+        up to ``cfg.log_every`` more steps.
+        """
+        self.stopped_early = self._stop_requested = False
+        with self._sigterm_stops():
+            self._fit(data)
+        return self
+
+    def _fit(self, data) -> None:
         resumed = self.load(data)
         if not resumed:
             seed_everything(self.cfg.seed + self.rank)
@@ -397,8 +445,10 @@ class Trainer:
                 sched.step()
             self.step += 1
             bar.update(1)
+            log_step = self.step % cfg.log_every == 0
+            stop = self.step < cfg.steps and self._should_stop(sync=log_step)
             last = self.step == cfg.steps
-            if self.step % cfg.log_every == 0 or last:
+            if log_step or last or stop:
                 lrs = {f"lr_{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
                 values = self._log_values(losses)
                 self.log_rows.append({"step": self.step, **lrs, **values})
@@ -406,13 +456,18 @@ class Trainer:
             due = cfg.eval_every and self.step % cfg.eval_every == 0
             if self.eval_fn is not None and (due or last) and self.rank == 0:
                 self._evaluate()
-            if self.step % cfg.ckpt_every == 0 or last:
+            if self.step % cfg.ckpt_every == 0 or last or stop:
                 self.elapsed += time.perf_counter() - tic
                 tic = time.perf_counter()
                 self.save(data)
+            if stop:  # no evaluation hook here: the budget is spent; the resumed run evaluates at its end
+                self.stopped_early = True
+                reason = "SIGTERM" if self._stop_requested else "the deadline"
+                if self.rank == 0:
+                    bar.write(f"{self.desc}: stopped by {reason} at step {self.step}/{cfg.steps}; checkpoint {self.checkpoint_path}")
+                break
         bar.close()
         if self.world_size > 1:
             dist.barrier()  # the last checkpoint is on disk before any rank moves on (and reads ``done``)
         for net in nets:
             net.eval()
-        return self

@@ -18,7 +18,7 @@ sp = lambda x: math.log1p(math.exp(x))  # softplus: BCE-with-logits of logit z a
 
 def tiny(nf=8, nb=2, gc=4):
     torch.manual_seed(0)
-    return nets.RRDBNet(nets.RRDBNetConfig(nf=nf, nb=nb, gc=gc))
+    return nets.RRDBNet(nets.RRDBNetConfig(n_feats=nf, n_blocks=nb, growth=gc))
 
 
 # --- networks ---------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def test_rrdbnet_parameter_counts(nf, count):
     # ESRGAN's 16,697,987 (nf 64, nb 23, gc 32); the students change nf only, which gives the
     # paper's 6.5M / 9.6M / 12.9M (the last truncated from 12.97M)
     with torch.device("meta"):
-        net = nets.RRDBNet(nets.RRDBNetConfig(nf=nf, nb=23, gc=32))
+        net = nets.RRDBNet(nets.RRDBNetConfig(n_feats=nf, n_blocks=23, growth=32))
     assert nets.count_parameters(net) == count
 
 
@@ -42,9 +42,9 @@ def test_rrdbnet_shapes_taps_and_scale():
     net = tiny()
     x = torch.rand(2, 3, 6, 5)
     assert net(x).shape == (2, 3, 24, 20)
-    assert net.tap_layers() == ["body.1", "conv_body"]  # blocks 6, 12, 18, 23 clipped to nb=2
-    assert tiny(nb=23).tap_layers() == ["body.5", "body.11", "body.17", "body.22", "conv_body"]
-    with nets.FeatureTaps(net, net.tap_layers()) as taps:
+    assert net.feature_layers() == ["body.1", "conv_body"]  # blocks 6, 12, 18, 23 clipped to nb=2
+    assert tiny(nb=23).feature_layers() == ["body.5", "body.11", "body.17", "body.22", "conv_body"]
+    with nets.FeatureTaps(net, net.feature_layers()) as taps:
         net(x)
     assert [f.shape for f in taps.features] == [(2, 8, 6, 5)] * 2
     with pytest.raises(ValueError, match="x4 only"):

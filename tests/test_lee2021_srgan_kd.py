@@ -58,7 +58,7 @@ def test_discriminator_count_and_shape():
     d = nets.SRGANDiscriminator()
     assert nets.count_parameters(d) == convs + bn + dense == 23_565_505
     small = nets.SRGANDiscriminator(nets.SRGANDiscriminatorConfig(input_size=32, n_feats=4, dense=8))
-    assert small(torch.rand(3, 3, 32, 32)).shape == (3,)
+    assert small(torch.rand(3, 3, 32, 32)).shape == (3, 1)
     with pytest.raises(ValueError, match="built for 32x32"):
         small(torch.rand(1, 3, 48, 48))
     with pytest.raises(ValueError, match="multiple of 16"):

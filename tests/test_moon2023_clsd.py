@@ -37,7 +37,7 @@ def test_teacher_and_student_parameter_counts():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_edsr_shapes_stages_and_heads(scale):
     student = edsr(scale, n_feats=8, n_blocks=6)
-    assert student.stage_layers() == ["body.1", "body.3", "body.6"]  # after blocks 2, 4 and the body conv
+    assert student.feature_layers() == ["body.1", "body.3", "body.6"]  # after blocks 2, 4 and the body conv
     heads = nets.DeepSupervisionHeads(student, taps=(2, 4, 5), n_blocks=1)
     assert heads.layers == ["body.1", "body.3", "body.4"]
     lr = torch.rand(2, 3, 7, 9)
@@ -71,7 +71,7 @@ def test_spatial_affinity_and_fakd_by_hand():
     # SR = .5, HR = .3, SR_T = .2: (1-.5)*.2 + .5*.3 + 10*.3 = .1 + .15 + 3 = 3.25
     sr, hr, srt = torch.full((1, 3, 2, 2), 0.5), torch.full((1, 3, 2, 2), 0.3), torch.full((1, 3, 2, 2), 0.2)
     total, parts = losses.fakd_loss(sr, hr, srt, [s], [t], alpha=0.5, weight=10.0)
-    assert total.item() == pytest.approx(3.25, abs=1e-6) and parts["l_affinity"] == pytest.approx(0.3, abs=1e-6)
+    assert total.item() == pytest.approx(3.25, abs=1e-6) and float(parts["l_affinity"]) == pytest.approx(0.3, abs=1e-6)
 
 
 def test_affinity_ignores_the_width():
@@ -102,7 +102,7 @@ def test_deep_supervision_terms_by_hand():
     aux = [torch.full(shape, 0.4, requires_grad=True), torch.full(shape, 0.7, requires_grad=True)]
     # Eq. 1: |.5-.3| = .2; Eq. 2: (|.4-.3| + |.7-.3|)/2 = .25; Eq. 3: (|.4-.5| + |.7-.5|)/2 = .15
     total, parts = losses.ds_loss(sr, aux, hr, alpha=10.0)
-    assert parts["l1"] == pytest.approx(0.2) and parts["l_asr"] == pytest.approx(0.25) and parts["l_sd"] == pytest.approx(0.15)
+    assert float(parts["l1"]) == pytest.approx(0.2) and float(parts["l_asr"]) == pytest.approx(0.25) and float(parts["l_sd"]) == pytest.approx(0.15)
     assert total.item() == pytest.approx(0.2 + 0.25 + 10 * 0.15)  # Eq. 4: 1.95
     total.backward()
     # SR is the heads' teacher: it receives only L_SR's gradient, sign(.5-.3)/numel
@@ -144,8 +144,8 @@ def test_clsd_forms_table5_and_eq6():
     t5, p5 = losses.clsd_loss(sr, aux, hr, form="table5", alpha=10.0, beta=10.0)
     e6, p6 = losses.clsd_loss(sr, aux, hr, form="eq6", alpha=10.0, beta=10.0)
     # Table 5: L_SR + L_ASR + beta sum_j L_CS^j; Eq. 6 adds alpha L_SD
-    assert t5.item() == pytest.approx(p5["l1"] + p5["l_asr"] + 10 * p5["l_cs"], rel=1e-5)
-    assert e6.item() - t5.item() == pytest.approx(10 * p5["l_sd"], rel=1e-4)
+    assert t5.item() == pytest.approx(float(p5["l1"] + p5["l_asr"] + 10 * p5["l_cs"]), rel=1e-5)
+    assert e6.item() - t5.item() == pytest.approx(10 * float(p5["l_sd"]), rel=1e-4)
     with pytest.raises(ValueError):
         losses.clsd_loss(sr, aux, hr, form="eq5")
 

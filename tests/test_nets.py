@@ -55,7 +55,7 @@ def test_mean_shift_is_not_a_parameter_and_cancels():
 def test_feature_taps_read_block_outputs_and_detach_their_hooks():
     net = nets.SqueezeSR(nets.SqueezeSRConfig(scale=2, n_feats=8, squeeze=2))
     x = torch.rand(1, 3, 6, 6)
-    with nets.FeatureTaps(net, net.feature_layers) as taps:
+    with nets.FeatureTaps(net, net.feature_layers()) as taps:
         net(x)
     feats = taps.features
     assert [f.shape for f in feats] == [(1, 8, 6, 6)] * 3

@@ -66,7 +66,7 @@ def test_side_by_side_and_markdown(tmp_path):
 def test_write_is_whole_and_replaces_the_old_results(tmp_path):
     res = make_results(tmp_path)
     out = res.write()
-    assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "tables", "values.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "provenance.json", "tables", "values.csv"]
     prov = json.loads((out / "provenance.json").read_text())
     assert {"profile", "commit", "torch", "started", "finished"} <= set(prov)
     assert (out / "tables" / "table_1.md").read_text().startswith("# seo_squeezesr_kd, Table 1")

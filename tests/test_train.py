@@ -1,4 +1,8 @@
 """The shared training loop: resume after a kill ends with the same weights as an uninterrupted run."""
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +16,7 @@ class Kill(Exception):
     pass
 
 
-def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
+def make_run(run_dir, steps, kill_at=None, ckpt_every=4, deadline=None, on_step=None):
     torch.manual_seed(123)  # same initial weights in every run
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2))
     gan_d = nn.Conv2d(3, 1, 3)  # a second network with its own optimiser, as GANs need
@@ -21,6 +25,8 @@ def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
     def step_fn(t, batch):
         if kill_at is not None and t.step == kill_at:
             raise Kill
+        if on_step is not None:
+            on_step(t)
         lr, hr = batch
         noise = torch.rand(1).item()  # consumes torch's RNG: must be restored on resume
         with t.autocast():
@@ -34,7 +40,7 @@ def make_run(run_dir, steps, kill_at=None, ckpt_every=4):
     rng = np.random.default_rng(0)
     ts = data.TrainSet({f"i{k}": rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for k in range(3)}, 2, 8)
     cfg = train.TrainConfig(steps=steps, lr_milestones=(6,), lr_gamma=0.1, ckpt_every=ckpt_every, log_every=1,
-                            progress=False)
+                            progress=False, deadline=deadline)
     t = train.Trainer(run_dir, {"G": net, "D": gan_d}, opts, step_fn, cfg, device=torch.device("cpu"))
     return t, data.PatchSampler(ts, 2, seed=7)
 
@@ -115,3 +121,47 @@ def test_settings_tag_is_stable_and_distinguishes_settings():
     assert train.settings_tag(feats=64, steps=10) == train.settings_tag(steps=10, feats=64)
     assert train.settings_tag(feats=64, steps=10) != train.settings_tag(feats=32, steps=10)
     assert len(train.settings_tag(a=1)) == 8
+
+
+def test_a_deadline_in_the_past_stops_after_one_step_with_a_checkpoint(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 10, deadline=time.time() - 1)
+    t.fit(sampler)
+    assert t.stopped_early and t.step == 1 and not t.done
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 1
+    assert (tmp_path / "r" / "log.csv").read_text().splitlines()[1].startswith("1,")
+
+
+def test_resume_after_a_deadline_stop_matches_uninterrupted(tmp_path):
+    ref, sampler = make_run(tmp_path / "ref", 10)
+    ref.fit(sampler)
+
+    def late(t):  # the deadline passes during step 6 (between checkpoints at 4 and 8)
+        if t.step == 5:
+            t.cfg.deadline = time.time() - 1
+
+    stopped, sampler = make_run(tmp_path / "run", 10, on_step=late)
+    stopped.fit(sampler)
+    assert stopped.stopped_early and stopped.step == 6
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 6
+
+    resumed, sampler = make_run(tmp_path / "run", 10)
+    resumed.fit(sampler)
+    assert resumed.step == 10 and not resumed.stopped_early and resumed.done
+    a, b = weights(ref), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.log_rows == ref.log_rows
+
+
+def test_sigterm_checkpoints_and_stops_then_the_handler_is_restored(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate(t):
+        if t.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t, sampler = make_run(tmp_path / "r", 10, on_step=terminate)
+    t.fit(sampler)
+    assert t.stopped_early and t.step == 3  # the step in which SIGTERM arrived is finished and saved
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 3
+    assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -1,0 +1,426 @@
+"""What every paper notebook does around its method: set-up, data, cached training, evaluation, writing.
+
+A notebook keeps what belongs to its paper (parameters, networks, step functions, tables,
+figures, the claims check) and hands the rest to one :class:`Experiment`, made in the cell
+after the parameters::
+
+    P = config.from_notebook("seo_squeezesr_kd", globals())
+    exp = Experiment("seo_squeezesr_kd", P)           # seed, device, output folder, provenance
+    exp.load_data(figures={"fig_image": ("Urban100", P.fig_scale, [P.fig_image])})
+    teacher = exp.fit("EDSR-T", {"net": edsrt(2)}, None, l1_step, P.teacher_steps, scale=2,
+                      shaped_by=["teacher_feats", "teacher_modules"])
+    student = exp.fit("SqueezeSR-KD", {"net": net, "kd": kd}, None, kd_step, P.student_steps, scale=2,
+                      shaped_by=["student_feats", "sr_weight", "kd_weight"], depends_on=[teacher])
+    per_image, means = exp.evaluate({"Bicubic": exp.bicubic, "SqueezeSR-KD": exp.upscaler(student)})
+    exp.record("Table 1", "Set5", 2, "SqueezeSR-KD", "PSNR", 30.1, run=student, note="first 1 of 5 images")
+    exp.mark_unmeasured()
+    exp.write()
+
+**One rule for reusing trained work.** Every trained run lives in
+``<checkpoints>/<paper>/<name>_x<scale>-<key>/`` where ``key`` hashes everything that shapes it:
+its name, scale and steps, the training parameters every paper shares (:data:`TRAINING_KEYS`,
+those present in ``P``), the paper's own ``shaped_by`` parameters, the data it trains on and
+the keys of the runs it ``depends_on`` (a student's key holds its teacher's). The folder's
+``settings.json`` holds what made the key. Change any of it and the run trains again in a new
+folder; the same settings load the finished run (the log and ``provenance["runs"]`` say
+"reused", 0 steps trained); ``retrain=true`` deletes the folder first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srcore import config, data, evaluate as _evaluate, report, train
+
+# Shared training parameters: part of every run's key when the paper has them.
+TRAINING_KEYS = ("train_sets", "train_limit", "small_images", "lr_patch", "hr_patch", "batch_size", "lr", "betas",
+                 "lr_milestones", "lr_gamma", "seed")
+BENCHMARK_SIZES = {"Set5": 5, "Set14": 14, "BSD100": 100, "B100": 100, "Urban100": 100, "Manga109": 109}
+NO_DATA = "not measured (no data)"  # what tables and claims say when no benchmark data was found
+NO_DATA_STATUS = "n/a: benchmark data not found (smoke run on embedded images)"  # its values.csv status
+
+
+def settings_key(settings: dict) -> str:
+    """The 10-hex-digit key of a run's settings (JSON, sorted keys): the one place run folders are named."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    path = run_dir / "last.pt"
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
+
+
+def l1_step(t: train.Trainer, batch) -> dict:
+    """The plain step: L1(net(LR), HR) for ``t.nets["net"]`` with optimiser "net" (EDSR's loss; the loss in float32)."""
+    lr, hr = batch
+    with t.autocast():
+        sr = t.nets["net"](lr)
+    loss = F.l1_loss(sr.float(), hr)
+    t.backward_step("net", loss)
+    return {"l1": loss.detach()}  # read only on log steps: no GPU sync per step
+
+
+@dataclass
+class Pretrained:
+    """A network loaded from a released file instead of trained (``teacher_weights``): usable as a run.
+
+    ``info`` is :func:`srcore.releases.load_teacher`'s ``{"file", "path", "sha256", "release"}``.
+    """
+    name: str
+    net: nn.Module
+    info: dict
+    step: int = 0
+    elapsed: float = 0.0
+    log_rows: list = field(default_factory=list)
+    reused: bool = True
+    stopped_early: bool = False
+
+    def __post_init__(self):
+        self.nets = {"net": self.net}
+        self.key = self.info["sha256"][:10]
+        self.notes = [f"{self.name} from {self.info['file']} (sha256 {self.info['sha256']})"]
+
+
+class Experiment:
+    """One run of one paper's notebook: parameters ``P`` in, ``values.csv`` and its pages out.
+
+    Attributes a notebook reads: ``P``, ``device``, ``out`` (results folder), ``ckpt_root``,
+    ``results`` (:class:`srcore.report.Results`), ``provenance``, and after :meth:`load_data`:
+    ``root`` (None: embedded photos), ``has_data``, ``train_label``, ``eval_sets``
+    ({set: {scale: [Pair]}}), ``figure_pairs`` ({parameter name: [Pair]}).
+    """
+
+    def __init__(self, paper: str, P: config.Params, *, methods=None):
+        """``methods``: the method names the paper knows; ``P.methods`` is checked against them before any work."""
+        self.paper, self.P = paper, P
+        unknown = sorted(set(P.get("methods", [])) - set(methods)) if methods is not None else []
+        if unknown:
+            raise config.ParameterError(f"methods: unknown {unknown}; known: {list(methods)}")
+        self.device = train.default_device()
+        train.seed_everything(P.seed)  # initial weights too: a run is the same every time, cached teachers or not
+        if self.device.type == "cpu" and P.get("cpu_threads"):
+            torch.set_num_threads(P.cpu_threads)
+        self.started = time.time()
+        minutes = P.get("max_minutes") or 0
+        self.deadline = self.started + 60 * minutes if minutes > 0 else None
+        self.out = report.output_dir(paper, P.profile, P.out_dir)
+        base = Path(P.out_dir).parent if P.out_dir else report.PROJECT_ROOT / "runs" / P.profile
+        self.ckpt_root = base / "checkpoints" / paper
+        self.results = report.Results(paper, P.profile, self.out, provenance={
+            "device": report.device_description(self.device), "parameters": dict(P),
+            "overrides": P.overrides, "run_note": P.get("run_note", "")})
+        self.provenance = self.results.provenance
+        self.provenance["runs"] = {}
+        self.root = None
+        self.has_data = False
+        self._train_sets: dict[int, data.TrainSet] = {}
+        self._retrained: set[Path] = set()
+        print(f"profile {P.profile} on {self.provenance['device']}; results -> {self.out}")
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """This run's parameters as a one-column table (for the notebook to show)."""
+        return pd.Series(dict(self.P), name="value").to_frame()
+
+    # what a notebook records and adds, straight to :attr:`results`
+    def na(self, table, dataset, scale, method, metric, reason: str) -> None:
+        self.results.na(table, dataset, scale, method, metric, reason)
+
+    def add_table(self, df, name: str, title: str = ""):
+        return self.results.add_table(df, name, title)
+
+    def add_figure(self, fig, df, name: str):
+        return self.results.add_figure(fig, df, name)
+
+    def side_by_side(self, table: str) -> pd.DataFrame:
+        return self.results.side_by_side(table)
+
+    # --- data ---------------------------------------------------------------------------
+    def load_data(self, *, train: bool = True, eval_sets=None, scales=None, figures: dict | None = None,
+                  embedded_limit: int | None = None) -> None:
+        """Find the data root and load the evaluation sets (and the training images when ``train``).
+
+        Only what the chosen parameters need is required: the training folders when something
+        is trained, ``eval_sets`` (default ``P.eval_sets``) and the sets of ``figures``
+        (``{parameter: (set, scale, [image names])}``, each name checked to exist: an unknown
+        one is a :class:`~srcore.config.ParameterError` naming the parameter, before any
+        training). No data anywhere (smoke): scikit-image's photos, evaluated as the set
+        "embedded" (``embedded_limit`` of them) and used for the figures.
+        """
+        P = self.P
+        eval_sets = list(P.eval_sets if eval_sets is None else eval_sets)
+        scales = list(P.scales if scales is None else scales)
+        figures = {k: v for k, v in (figures or {}).items() if v[2]}
+        fig_sets = [s for s, _, _ in figures.values() if s not in eval_sets]
+        self.root = data.find_root(P.get("data_root"), benchmarks=eval_sets + fig_sets,
+                                   train_sets=P.train_sets if train else (), allow_embedded=P.get("allow_embedded", False))
+        self.has_data = self.root is not None
+        root, paths = self.root, []
+        if root is not None:
+            for param, (set_name, _, names) in figures.items():
+                have = {p.stem for p in data.list_images(root / "benchmark" / set_name / "HR")}
+                unknown = [n for n in names if n not in have]
+                if unknown:
+                    raise config.ParameterError(f"{param}: {unknown} not in {set_name} ({root / 'benchmark' / set_name / 'HR'}); "
+                                                f"images there look like {sorted(have)[:3]}")
+            self.train_images = data.load_folders([root / "train" / f for f in P.train_sets], P.get("train_limit")) if train else {}
+            self.train_label = "+".join(P.train_sets) + ("" if list(P.train_sets) == ["DIV2K"] else " (stand-in for DIV2K)")
+            limits = P.get("eval_limit") or {}
+            self.eval_sets = {s: {x: data.benchmark_set(s, x, root, limit=limits.get(s)) for x in scales} for s in eval_sets}
+            self.figure_pairs = {k: data.benchmark_set(s, x, root, names=names) for k, (s, x, names) in figures.items()}
+            if train:
+                paths += [p for f in P.train_sets for p in data.list_images(root / "train" / f)[:P.get("train_limit")]]
+            paths += [p for s in eval_sets for p in data.list_images(root / "benchmark" / s / "HR")[:limits.get(s)]]
+            paths += [root / "benchmark" / s / "HR" / f"{n}.png" for s, _, names in figures.values() for n in names]
+        else:
+            self.train_images = data.embedded_images() if train else {}
+            self.train_label = "embedded scikit-image photos (no data found)"
+            self.eval_sets = {"embedded": {x: data.embedded_set(x, limit=embedded_limit) for x in scales}}
+            self.figure_pairs = {k: data.embedded_set(x, limit=len(names)) for k, (_, x, names) in figures.items()}
+        self.provenance["data"] = {
+            "root": str(root), "train_set": self.train_label, "train_images": len(self.train_images),
+            "input_mib": round(sum(p.stat().st_size for p in set(paths) if p.is_file()) / 2**20, 1),
+            "eval_images": {s: len(v[scales[0]]) for s, v in self.eval_sets.items()} if scales else {},
+        }
+
+    def train_set(self, scale: int) -> data.TrainSet:
+        """The training patches at ``scale`` (LR made once, on first use: a run that trains nothing makes none)."""
+        if scale not in self._train_sets:
+            P = self.P
+            hr_patch = P.hr_patch if "hr_patch" in P else P.lr_patch * scale
+            ts = data.TrainSet(self.train_images, scale, hr_patch=hr_patch, small_images=P.get("small_images", "skip"))
+            self._train_sets[scale] = ts
+            self.provenance["data"].setdefault("train_patches", {})[scale] = {
+                "images": len(ts), "megapixels": round(ts.megapixels, 2), "skipped_smaller_than_patch": len(ts.skipped)}
+        return self._train_sets[scale]
+
+    def note_for(self, dataset: str, n: int) -> str:
+        """"first n of N images" when ``n`` images of a benchmark set of N were used; "" for the whole set."""
+        full = BENCHMARK_SIZES.get(dataset, n)
+        return f"first {n} of {full} images" if n < full else ""
+
+    # --- training -----------------------------------------------------------------------
+    def settings(self, name: str, *, steps: int, scale=None, shaped_by=(), depends_on=(), **extra) -> dict:
+        """Everything that shapes a run (what :func:`settings_key` hashes and settings.json holds)."""
+        P = self.P
+        missing = [k for k in shaped_by if k not in P]
+        if missing:
+            raise KeyError(f"shaped_by names {missing}, not parameters of {self.paper}")
+        keys = [k for k in TRAINING_KEYS if k in P] + [k for k in shaped_by if k not in TRAINING_KEYS]
+        return {"paper": self.paper, "name": name, "scale": scale, "steps": steps,
+                "data": getattr(self, "train_label", None), "parameters": {k: P[k] for k in keys},
+                "depends_on": {d.name: d.key for d in depends_on}, **extra}
+
+    def fit(self, name: str, nets, optimizers, step_fn, steps: int, *, scale=None,
+            shaped_by=(), depends_on=(), batches=None, settings: dict | None = None, **train_config) -> train.Trainer:
+        """Train ``nets`` with ``step_fn`` for ``steps`` steps in the run's keyed folder, or reuse it finished.
+
+        ``nets``: {name: module}, or better a function returning it: it is called after seeding with
+        ``P.seed``, so a run's initial weights depend on the seed alone, not on which earlier runs
+        were trained or loaded from cache in this session.
+        ``optimizers``: {name: optimizer}, or None for one Adam over every parameter of ``nets``
+        at ``P.lr`` named "net". ``shaped_by``: the paper's parameters that shape this run (the
+        shared :data:`TRAINING_KEYS` are added); ``depends_on``: runs (Trainers or
+        :class:`Pretrained`) whose weights it uses; ``settings``: anything else that shapes it
+        (e.g. ``{"head_blocks": 3}``). ``batches`` default to a PatchSampler over
+        :meth:`train_set` at ``scale``. ``train_config`` overrides TrainConfig fields.
+        Returns the Trainer, with ``name``, ``key``, ``settings``, ``reused``, ``trained_steps`` and
+        ``notes`` (this run's and its dependencies' notes, for every row it produces).
+        """
+        P = self.P
+        shape = self.settings(name, steps=steps, scale=scale, shaped_by=shaped_by, depends_on=depends_on, **(settings or {}))
+        key = settings_key(shape)
+        run_dir = self.ckpt_root / f"{name.replace('+', '_').replace(' ', '_')}{'' if scale is None else f'_x{scale}'}-{key}"
+        if P.get("retrain") and run_dir not in self._retrained:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            self._retrained.add(run_dir)
+        if callable(nets):
+            train.seed_everything(P.seed)
+            nets = nets()
+        if optimizers is None:
+            params = [p for m in nets.values() for p in m.parameters()]
+            optimizers = {"net": torch.optim.Adam(params, lr=P.lr, **({"betas": tuple(P.betas)} if "betas" in P else {}))}
+        cfg = dict(steps=steps, lr_milestones=tuple(P.get("lr_milestones", ())), lr_gamma=P.get("lr_gamma", 0.5),
+                   ckpt_every=P.get("ckpt_every", 1000), log_every=P.get("log_every", 10), seed=P.seed,
+                   progress=P.profile != "smoke", channels_last=P.get("channels_last", False),
+                   compile=P.get("compile", False))
+        if self.deadline is not None:
+            cfg["deadline"] = self.deadline
+        cfg.update(train_config)
+        trainer = train.Trainer(run_dir, nets, optimizers, step_fn, train.TrainConfig(**cfg), device=self.device,
+                                desc=run_dir.name)
+        if train.is_main_process():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "settings.json").write_text(json.dumps({"key": key, **shape}, indent=2, default=str) + "\n")
+        before = _checkpoint_step(run_dir)
+        if batches is None:
+            batches = data.PatchSampler(self.train_set(scale), P.batch_size, seed=P.seed)
+        trainer.fit(batches)
+        trainer.name, trainer.key, trainer.settings = name, key, shape
+        trainer.trained_steps = trainer.step - before
+        trainer.reused = before >= steps
+        trainer.notes = [n for d in depends_on for n in d.notes]
+        if getattr(trainer, "stopped_early", False):
+            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes')})")
+        what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
+                f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
+        print(f"{name}{'' if scale is None else f' x{scale}'}: {what} -> {run_dir}")
+        self.provenance["runs"][run_dir.name] = {
+            "name": name, "scale": scale, "key": key, "folder": str(run_dir), "steps": trainer.step, "planned_steps": steps,
+            "trained_steps": trainer.trained_steps, "reused": trainer.reused,
+            "stopped_early": bool(getattr(trainer, "stopped_early", False)), "depends_on": shape["depends_on"]}
+        return trainer
+
+    def pretrained(self, name: str, *, scale: int) -> Pretrained | None:
+        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``)."""
+        spec = self.P.get("teacher_weights", "train")
+        if spec == "train":
+            return None
+        from srcore import releases  # branch a-weights
+        net, info = releases.load_teacher(spec, paper=self.paper, scale=scale)
+        run = Pretrained(name, net.to(self.device).eval(), info)
+        self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
+        self.provenance["runs"][f"{name}_x{scale}-{run.key}"] = {"name": name, "scale": scale, "key": run.key,
+                                                                  "release": info, "trained_steps": 0, "reused": True}
+        return run
+
+    # --- evaluation ---------------------------------------------------------------------
+    def upscaler(self, run_or_net, key: str = "net"):
+        """lr -> sr with a trained run's network (``run.nets[key]``) or a network, on this device."""
+        net = run_or_net.nets[key] if hasattr(run_or_net, "nets") else run_or_net
+        net.eval()
+        return lambda lr: _evaluate.super_resolve(net, lr, self.device)
+
+    @staticmethod
+    def bicubic(scale: int):
+        return lambda lr: _evaluate.bicubic_upscale(lr, scale)
+
+    def evaluate(self, methods: dict, *, sets=None, with_ssim: bool = True, metrics=("psnr", "ssim")):
+        """Evaluate ``methods`` ({name: scale -> (lr -> sr)}; a None from the factory skips that scale).
+
+        Returns (per_image, means): means has one row per dataset, scale, method with the mean
+        of ``metrics`` and ``ms``, ``n`` images and ``note`` ("first n of N images" or "").
+        """
+        per_image = []
+        for set_name, by_scale in (self.eval_sets if sets is None else sets).items():
+            for x, pairs in by_scale.items():
+                for m, make in methods.items():
+                    up = make(x)
+                    if up is None:
+                        continue
+                    df, _ = _evaluate.evaluate(up, pairs, x, dataset=set_name, with_ssim=with_ssim, progress=False, warmup=False)
+                    per_image.append(df.assign(method=m))
+        cols = [c for c in metrics if with_ssim or c != "ssim"]
+        if not per_image:
+            return pd.DataFrame(columns=["dataset", "scale", "image", "method", *cols, "ms"]), \
+                pd.DataFrame(columns=["dataset", "scale", "method", *cols, "ms", "n", "note"])
+        per_image = pd.concat(per_image, ignore_index=True)
+        g = per_image.groupby(["dataset", "scale", "method"], sort=False)
+        means = g[[*cols, "ms"]].mean().join(g.size().rename("n")).reset_index()
+        means["note"] = [self.note_for(r.dataset, r.n) for r in means.itertuples()]
+        return per_image, means
+
+    # --- values -------------------------------------------------------------------------
+    def record(self, table, dataset, scale, method, metric, value, *, run=None, note: str = "") -> None:
+        """One measured value; a trained ``run`` adds train_set, steps and its notes (stopped early, release file)."""
+        if run is None:
+            self.results.record(table, dataset, scale, method, metric, value, note=note)
+            return
+        notes = "; ".join(filter(None, [note, *getattr(run, "notes", [])]))
+        self.results.record(table, dataset, scale, method, metric, value, train_set=self.train_label,
+                            steps=run.step, note=notes)
+
+    @property
+    def not_measured(self) -> str:
+        """The text for a claim or cell this run did not measure: no data, or the methods left out."""
+        if not self.has_data:
+            return NO_DATA
+        return f"not run ({self.P.get('run_note') or 'methods left out'})"
+
+    def mark_unmeasured(self, tables=None, reason=None) -> None:
+        """Every published value (of ``tables``; default all) not recorded yet gets its n/a row.
+
+        No data: "benchmark data not found"; a method left out by ``P.methods``: "not run: <run_note>";
+        otherwise ``reason(row)`` (a published row with table, dataset, scale, method, metric) or
+        "not run in this profile".
+        """
+        P = self.P
+        for p in self.results.unfilled().itertuples():
+            if tables is not None and p.table not in tables:
+                continue
+            if not self.has_data:
+                why = NO_DATA_STATUS
+            elif "methods" in P and p.method not in P.methods:
+                why = f"not run: {P.get('run_note') or 'left out by the methods parameter'}"
+            else:
+                why = (reason(p) if reason else None) or "not run in this profile"
+            self.results.na(p.table, p.dataset, p.scale, p.method, p.metric, why)
+
+    def training_summary(self, runs: dict, loss: str = "l1", label: str = "method"):
+        """The runs' steps, seconds and final ``loss`` as a table, and the loss curves as figure training_loss."""
+        import matplotlib.pyplot as plt
+
+        table = pd.DataFrame([{label: m, "scale": x, "steps": r.step, "trained now": r.trained_steps,
+                               "train_seconds": round(r.elapsed, 2), "s_per_step": r.elapsed / max(r.step, 1),
+                               f"final_{loss}": r.log_rows[-1].get(loss, np.nan) if r.log_rows else np.nan}
+                              for (m, x), r in runs.items()],
+                             columns=[label, "scale", "steps", "trained now", "train_seconds", "s_per_step", f"final_{loss}"])
+        self.provenance["training"] = table.to_dict("records")
+        scales = list(dict.fromkeys(x for _, x in runs)) or list(self.P.scales)
+        fig, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3), squeeze=False)
+        curves = [pd.DataFrame(columns=[label, "scale", "step", loss])]
+        for ax, x in zip(axes[0], scales):
+            for (m, s), r in runs.items():
+                if s == x and r.log_rows:
+                    log = pd.DataFrame(r.log_rows)
+                    ax.plot(log["step"], log[loss], label=m)
+                    curves.append(log.assign(**{label: m, "scale": x})[[label, "scale", "step", loss]])
+            ax.set(title=f"x{x}", xlabel="step", ylabel=loss, yscale="log")
+            ax.legend(fontsize=7) if runs else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
+        self.results.add_figure(fig, pd.concat(curves), "training_loss")
+        return table
+
+    def claims(self, rows: list[dict], title: str = ""):
+        """The claims check (claim | published tables say | our run) as tables/claims and on the results page."""
+        table = pd.DataFrame(rows)
+        self.results.add_table(table, "claims", title or f"Claims of {self.paper}: published, recomputed, ours")
+        from IPython.display import display
+        with pd.option_context("display.max_colwidth", None):
+            display(table)
+        return table
+
+    def write(self, show: str | None = None):
+        """Write values.csv, the tables, figures, provenance and the results page; display table ``show``."""
+        runs = self.provenance["runs"]
+        self.provenance["steps"] = {f"{r['name']}{'' if r.get('scale') is None else ' x' + str(r['scale'])}": r.get("steps", 0)
+                                    for r in runs.values()}
+        self.provenance["reused_runs"] = sorted(k for k, r in runs.items() if r.get("reused"))
+        self.provenance["trained_steps"] = sum(r.get("trained_steps", 0) for r in runs.values())
+        written = self.results.write()
+        values = pd.read_csv(written / "values.csv")
+        print(f"wrote {written}: {len(values)} rows, {int((values.status == 'reproduced').sum())} reproduced; "
+              f"page {written / 'README.md'}")
+        if show:
+            from IPython.display import Markdown, display
+            display(Markdown((written / "tables" / f"{show}.md").read_text()))
+        return written
+
+
+def fmt(value, spec: str = "+.3f", missing: str = NO_DATA) -> str:
+    """``value`` formatted, or ``missing`` for None/NaN (claims never print "nan")."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return missing
+    return format(value, spec)
