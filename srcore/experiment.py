@@ -374,6 +374,19 @@ class Experiment:
             return NO_DATA
         return f"not run ({self.P.get('run_note') or 'methods left out'})"
 
+    def ours(self, measured: bool, text) -> str:
+        """Our side of a claim: ``text()`` when what it needs was ``measured``, else :attr:`not_measured`."""
+        return text() if measured else self.not_measured
+
+    def measure(self, metric: str, sr_images, hr_images=None, *, crop_border: int = 0) -> tuple[float, str]:
+        """:func:`srcore.perceptual.measure` in this profile: ``(value, "")``, or ``(nan, reason)`` when the
+        metric's weights are missing outside the paper profile (the reason is the n/a text of its rows)."""
+        from srcore import perceptual
+        try:
+            return perceptual.measure(metric, sr_images, hr_images, profile=self.P.profile, crop_border=crop_border), ""
+        except perceptual.MetricUnavailable as e:
+            return float("nan"), e.reason
+
     def mark_unmeasured(self, tables=None, reason=None) -> None:
         """Every published value (of ``tables``; default all) not recorded yet gets its n/a row.
 
