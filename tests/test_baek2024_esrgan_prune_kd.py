@@ -1,8 +1,10 @@
 """baek2024_esrgan_prune_kd: RRDBNet and discriminator counts, pruning, ESRGAN and distillation losses
 on hand-worked examples, and the smoke notebook's recorded values."""
 import copy
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -339,3 +341,21 @@ def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, 
     assert student[1]["trained_steps"] == 2 and student[0] not in prov["runs"]
     psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "Student_16") & (values.metric == "PSNR")].reproduced.item()
     assert psnr(v3) != psnr(v)
+
+    # teacher_weights=<file>: ESRGAN is loaded, not trained, and its pruned teacher needs no training either
+    esrgan_file = Path(runs["ESRGAN"][1]["folder"]) / "last.pt"
+    v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(esrgan_file))
+    sha = hashlib.sha256(esrgan_file.read_bytes()).hexdigest()
+    assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # the student only
+    rows = v4[(v4.dataset == "embedded") & v4.method.isin(["ESRGAN", "Teacher_0.3", "Student_16"]) & (v4.metric == "PSNR")]
+    assert len(rows) == 3 and rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    teacher = lambda values: values[(values.dataset == "embedded") & (values.method == "Teacher_0.3") & (values.metric == "PSNR")].reproduced.item()
+    assert teacher(v4) == teacher(v)  # the same ESRGAN weights, pruned alike
+
+
+@pytest.mark.notebook
+def test_missing_teacher_file_stops_before_any_work(tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match="no-such-esrgan.pth not found in"):
+        run_notebook(tmp_path / "res", teacher_weights=str(tmp_path / "no-such-esrgan.pth"))
+    assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()

@@ -1,6 +1,8 @@
 """lee2021_srgan_kd: SRGAN networks, losses and DMOS on hand-worked examples; the smoke notebook's values."""
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -325,3 +327,22 @@ def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monke
     assert runs["GAN2G"][1]["trained_steps"] == 2 and runs["GAN2G"][0] not in prov["runs"]
     psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "GAN2G") & (values.metric == "PSNR")].reproduced.item()
     assert psnr(v3) != psnr(v)
+
+    # teacher_weights=<file>: the teacher is loaded, not trained; every dependent row names the file and its SHA-256
+    teacher_file = Path(next(r["folder"] for r in prov["runs"].values() if r["name"] == "Teacher")) / "last.pt"
+    v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(teacher_file))
+    sha = hashlib.sha256(teacher_file.read_bytes()).hexdigest()
+    assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # GAN2G only
+    runs4 = {r["name"]: r for r in prov4["runs"].values()}
+    assert runs4["Teacher"]["release"]["path"] == str(teacher_file) and runs4["Teacher"]["trained_steps"] == 0
+    rows = v4[(v4.dataset == "embedded") & v4.method.isin(["Teacher", "GAN2G"])]
+    assert rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    assert psnr(v4) == psnr(v)  # the same teacher weights and seed: the same student
+
+
+@pytest.mark.notebook
+def test_missing_teacher_file_stops_before_any_work(tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match="no-such-teacher.pth not found in"):
+        run_notebook(tmp_path / "res", teacher_weights=str(tmp_path / "no-such-teacher.pth"))
+    assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
