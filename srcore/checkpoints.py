@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -123,7 +123,8 @@ class Layout:
 
 
 def _rename(sd: dict, rules) -> dict:
-    """Apply the first matching (regex, replacement) of ``rules`` to every key; a key no rule matches is an error."""
+    """Rename every key by the first (regex, replacement) of ``rules`` it fully matches; the replacement is
+    a ``re.sub`` template or a function of the match. A key no rule matches is an error."""
     out = {}
     for k, v in sd.items():
         for pattern, repl in rules:
@@ -136,14 +137,17 @@ def _rename(sd: dict, rules) -> dict:
 
 
 def _load_strict(net: nn.Module, sd: dict) -> nn.Module:
-    """Add zero biases where srcore has a bias the official layer lacks, then load strictly, eval mode."""
-    own = net.state_dict()
-    for k, v in own.items():
-        if k.endswith(".bias") and k not in sd and k[:-5] + ".weight" in sd and isinstance(
-                net.get_submodule(k[:-5]), (nn.Conv2d, nn.Linear)):
-            sd[k] = torch.zeros_like(v)
     net.load_state_dict(sd, strict=True)
     return net.eval()
+
+
+def _zero_biases(net: nn.Module, sd: dict) -> dict:
+    """Zero biases for srcore convs whose official layer has none (a conv before BatchNorm): same function."""
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d) and module.bias is not None and f"{name}.bias" not in sd \
+                and f"{name}.weight" in sd:
+            sd[f"{name}.bias"] = torch.zeros_like(module.bias)
+    return sd
 
 
 def _blocks(sd: dict, prefix: str) -> int:
@@ -253,7 +257,7 @@ def _rdb(k: str, j: str, w: str) -> str:  # official RDB k (1..3), conv j (1..5)
     return f"rdbs.{int(k) - 1}." + ("conv5" if j == "5" else f"convs.{int(j) - 1}") + f".{w}"
 
 
-_RRDB_RULES = {  # layout -> (regex, function of the match -> srcore key)
+_RRDB_RULES = {  # layout -> [(regex, function of the match -> srcore key)]
     "basicsr": [
         (r"conv_first\.(weight|bias)", lambda m: f"conv_first.{m[1]}"),
         (r"body\.(\d+)\.rdb([123])\.conv([1-5])\.(weight|bias)", lambda m: f"body.{m[1]}." + _rdb(m[2], m[3], m[4])),
@@ -277,18 +281,6 @@ _RRDB_RULES = {  # layout -> (regex, function of the match -> srcore key)
 }
 
 
-def _rename_fn(sd: dict, rules) -> dict:
-    out = {}
-    for k, v in sd.items():
-        for pattern, fn in rules:
-            if m := re.fullmatch(pattern, k):
-                out[fn(m)] = v
-                break
-        else:
-            raise UnsupportedCheckpoint(f"unexpected key {k} {tuple(v.shape)} for an RRDBNet")
-    return out
-
-
 def _rrdbnet_from_srcore_names(sd: dict) -> nets.RRDBNet:
     first = sd["conv_first.weight"]
     if first.shape[1] in (12, 48):
@@ -304,7 +296,7 @@ def _rrdbnet_from_srcore_names(sd: dict) -> nets.RRDBNet:
 
 def _rrdbnet_builder(layout: str):
     def build(sd: dict) -> nets.RRDBNet:
-        return _rrdbnet_from_srcore_names(_rename_fn(sd, _RRDB_RULES[layout]) if layout != "srcore" else dict(sd))
+        return _rrdbnet_from_srcore_names(_rename(sd, _RRDB_RULES[layout]) if layout != "srcore" else dict(sd))
     return build
 
 
@@ -312,22 +304,18 @@ def _rrdbnet_builder(layout: str):
 
 def build_lornatang_srresnet(sd: dict) -> nets.SRResNet:
     n_stages = _blocks(sd, "upsampling.")
-    rules = [
+    out = _rename(sd, [
         (r"conv1\.([01])\.(.+)", r"head.\1.\2"),
         (r"trunk\.(\d+)\.rcb\.([0-4])\.(.+)", r"blocks.\1.body.\2.\3"),
         (r"conv2\.([01])\.(.+)", r"body_end.\1.\2"),
+        # stage k, [conv, PixelShuffle, PReLU] in both: upsample_block.{0,2} -> upsampler.{3k, 3k+2}
+        (r"upsampling\.(\d+)\.upsample_block\.([02])\.(.+)", lambda m: f"upsampler.{3 * int(m[1]) + int(m[2])}.{m[3]}"),
         (r"conv3\.(weight|bias)", r"tail.\1"),
-    ]
-    out = {}
-    for k, v in sd.items():  # upsampler stage k: [conv, PixelShuffle, PReLU] -> upsampler.{3k, 3k+2}
-        if m := re.fullmatch(r"upsampling\.(\d+)\.upsample_block\.([02])\.(.+)", k):
-            out[f"upsampler.{3 * int(m[1]) + int(m[2])}.{m[3]}"] = v
-        else:
-            out.update(_rename({k: v}, rules))
+    ])
     c = out["head.0.weight"].shape[0]
     scale = _upsampler_scale(out, [f"upsampler.{3 * k}.weight" for k in range(n_stages)], c)
     net = nets.SRResNet(nets.SRResNetConfig(scale=scale, n_feats=c, n_blocks=_blocks(out, "blocks.")))
-    return _load_strict(net, out)
+    return _load_strict(net, _zero_biases(net, out))
 
 
 def build_srcore_srresnet(sd: dict) -> nets.SRResNet:
@@ -348,7 +336,8 @@ def _srgan_discriminator(sd: dict, dense_key: str) -> nets.SRGANDiscriminator:
 def build_lornatang_discriminator(sd: dict) -> nets.SRGANDiscriminator:
     out = _rename(sd, [(r"(features\.\d+\..+)", r"\1"), (r"classifier\.0\.(weight|bias)", r"classifier.1.\1"),
                        (r"classifier\.2\.(weight|bias)", r"classifier.3.\1")])
-    return _load_strict(_srgan_discriminator(out, "classifier.1.weight"), out)
+    net = _srgan_discriminator(out, "classifier.1.weight")
+    return _load_strict(net, _zero_biases(net, out))
 
 
 def build_srcore_srgan_discriminator(sd: dict) -> nets.SRGANDiscriminator:
@@ -371,13 +360,9 @@ def build_basicsr_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
     if any(k.startswith(("conv5_", "bn5_")) for k in sd):
         raise UnsupportedCheckpoint("BasicSR VGGStyleDiscriminator for 256x256 inputs (a sixth stage conv5_*): "
                                     "srcore's VGGStyleDiscriminator has five stages; only the 128x128 one is supported")
-    out = {}
-    for k, v in sd.items():
-        if m := re.fullmatch(r"(conv|bn)(\d)_([01])\.(.+)", k):
-            out[_basicsr_vgg_key(m)] = v
-        else:
-            out.update(_rename({k: v}, [(r"linear1\.(weight|bias)", r"classifier.0.\1"),
-                                        (r"linear2\.(weight|bias)", r"classifier.2.\1")]))
+    out = _rename(sd, [(r"(conv|bn)(\d)_([01])\.(.+)", _basicsr_vgg_key),
+                       (r"linear1\.(weight|bias)", r"classifier.0.\1"),
+                       (r"linear2\.(weight|bias)", r"classifier.2.\1")])
     return build_srcore_vgg_discriminator(out)
 
 

@@ -183,7 +183,9 @@ def resolve(spec: str, *, paper: str, scale: int, role: str = "teacher") -> tupl
 
 def load_release_file(path: Path, release: Release | None, **overrides):
     """(network in eval mode, info) for a located file; verifies its checksum where the catalogue has one."""
-    from srcore.checkpoints import from_checkpoint  # late: torch only when a network is loaded
+    from srcore.checkpoints import (
+        from_checkpoint,  # late: torch only when a network is loaded
+    )
 
     digest = verify(path, release)
     net = from_checkpoint(path, **overrides)

@@ -80,6 +80,26 @@ def git_commit() -> str:
         return "unknown"
 
 
+def lock_sha256() -> str:
+    """SHA-256 of requirements/lock.txt, the exact package versions this checkout was tested with."""
+    import hashlib
+    lock = PROJECT_ROOT / "requirements" / "lock.txt"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run's numbers depend on."""
+    from importlib import metadata
+    names = ("torch", "torchvision", "numpy", "scikit-image", "pillow", "pandas", "pyiqa", "papermill")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
 def device_description(device: torch.device | None = None) -> str:
     if device is not None and device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"

@@ -9,9 +9,9 @@ import re
 
 import pytest
 import torch
+from conftest import ROOT
 from torch import nn
 
-from conftest import ROOT
 from srcore import checkpoints, nets, train
 from srcore.checkpoints import UnsupportedCheckpoint, from_checkpoint
 

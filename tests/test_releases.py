@@ -9,13 +9,13 @@ import re
 
 import pytest
 import torch
-
 from conftest import ROOT
+from test_download import TIMEOUT, _serving
+
 from srcore import download, releases
 from srcore.download import DownloadError, fetch_release
 from srcore.releases import RELEASES, ChecksumMismatch, load_reference, load_teacher
 from srcore.weights import WeightsUnavailable
-from test_download import TIMEOUT, _serving
 
 EDSR_FIXTURE = ROOT.parent / "shared" / "fixtures" / "official_weights" / "edsr_x2_r4f16_rs1.pt"
 needs_fixture = pytest.mark.skipif(not EDSR_FIXTURE.is_file(), reason=f"no official-weights fixture {EDSR_FIXTURE}")
