@@ -369,7 +369,7 @@ def build_basicsr_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
 def build_srcore_vgg_discriminator(sd: dict) -> nets.VGGStyleDiscriminator:
     nf = sd["features.0.weight"].shape[0]
     side = math.isqrt(sd["classifier.0.weight"].shape[1] // (8 * nf))
-    return _load_strict(nets.VGGStyleDiscriminator(nf=nf, input_size=32 * side), dict(sd))
+    return _load_strict(nets.VGGStyleDiscriminator(n_feats=nf, input_size=32 * side), dict(sd))
 
 
 # The catalogue of layouts: first match wins, so the more specific detectors come first ---------

@@ -83,6 +83,7 @@ class Pretrained:
     net: nn.Module
     info: dict
     step: int = 0
+    trained_steps: int = 0
     elapsed: float = 0.0
     log_rows: list = field(default_factory=list)
     reused: bool = True
@@ -103,12 +104,9 @@ class Experiment:
     ({set: {scale: [Pair]}}), ``figure_pairs`` ({parameter name: [Pair]}).
     """
 
-    def __init__(self, paper: str, P: config.Params, *, methods=None):
-        """``methods``: the method names the paper knows; ``P.methods`` is checked against them before any work."""
+    def __init__(self, paper: str, P: config.Params):
+        """``P`` from :func:`srcore.config.from_notebook` (already validated: methods, scales, ranges...)."""
         self.paper, self.P = paper, P
-        unknown = sorted(set(P.get("methods", [])) - set(methods)) if methods is not None else []
-        if unknown:
-            raise config.ParameterError(f"methods: unknown {unknown}; known: {list(methods)}")
         self.device = train.default_device()
         train.seed_everything(P.seed)  # initial weights too: a run is the same every time, cached teachers or not
         if self.device.type == "cpu" and P.get("cpu_threads"):
@@ -276,7 +274,7 @@ class Experiment:
         trainer.reused = before >= steps
         trainer.notes = [n for d in depends_on for n in d.notes]
         if getattr(trainer, "stopped_early", False):
-            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes')})")
+            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes') or 0:g})")
         what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
                 f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
         print(f"{name}{'' if scale is None else f' x{scale}'}: {what} -> {run_dir}")
@@ -308,13 +306,16 @@ class Experiment:
         members = {**{k: [k] for k in nets if k not in grouped}, **groups}
         return {k: torch.optim.Adam([p for n in names for p in nets[n].parameters()], **kw) for k, names in members.items()}
 
-    def pretrained(self, name: str, *, scale: int) -> Pretrained | None:
-        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``)."""
+    def pretrained(self, name: str, *, scale: int, **overrides) -> Pretrained | None:
+        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``).
+
+        ``overrides`` are what the file cannot tell (e.g. EDSR's ``res_scale``), passed to ``from_checkpoint``.
+        """
         spec = self.P.get("teacher_weights", "train")
         if spec == "train":
             return None
         from srcore import releases  # branch a-weights
-        net, info = releases.load_teacher(spec, paper=self.paper, scale=scale)
+        net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
         run = Pretrained(name, net.to(self.device).eval(), info)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
         self.provenance["runs"][f"{name}_x{scale}-{run.key}"] = {"name": name, "scale": scale, "key": run.key,

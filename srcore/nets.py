@@ -429,16 +429,17 @@ class VGGStyleDiscriminator(nn.Module):
     """ESRGAN's discriminator (SRGAN's VGG-style net, BasicSR's VGGStyleDiscriminator) for square patches.
 
     5 stages of [conv3x3 stride 1, conv4x4 stride 2] (BN after every conv but the first, LReLU 0.2),
-    widths nf, 2nf, 4nf, 8nf, 8nf, then Linear(8nf * (s/32)^2, 100), LReLU, Linear(100, 1).
+    widths C, 2C, 4C, 8C, 8C (C = ``n_feats``, BasicSR's num_feat), then Linear(8C * (s/32)^2, 100), LReLU, Linear(100, 1).
     ``input_size`` s = 128 in ESRGAN; any multiple of 32 works (smoke runs use 64). Returns
     one raw logit per image, ``(B,1)``.
     """
 
-    def __init__(self, nf: int = 64, input_size: int = 128):
+    def __init__(self, n_feats: int = 64, input_size: int = 128):
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
         self.input_size = input_size
+        nf = n_feats
         widths = [nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf]
         layers, cin = [nn.Conv2d(3, nf, 3, 1, 1), nn.LeakyReLU(0.2, True)], nf
         for i, w in enumerate(widths):

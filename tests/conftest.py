@@ -44,3 +44,19 @@ def read_values(out: Path):
     """values.csv of a run as a DataFrame, with ``scale`` and ``published`` kept as the strings they are."""
     import pandas as pd
     return pd.read_csv(out / "values.csv", dtype={"scale": str, "published": str})
+
+
+def execute(paper: str, out_dir: Path, **parameters) -> Path:
+    """Run ``paper``'s notebook with papermill into ``out_dir`` (checkpoints beside it); returns ``out_dir``."""
+    import papermill as pm
+    from srcore import reproduce
+
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{paper}.ipynb"), str(out_dir.parent / f"{out_dir.name}.ipynb"),
+                        parameters={"out_dir": str(out_dir), **parameters}, kernel_name="python3", progress_bar=False,
+                        cwd=str(reproduce.NOTEBOOKS))
+    return out_dir
+
+
+def provenance(out: Path) -> dict:
+    import json
+    return json.loads((out / "provenance.json").read_text())

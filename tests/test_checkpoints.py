@@ -245,7 +245,7 @@ SMALL_SRCORE_NETS = {
     "RRDBNet": lambda: checkpoints.make_rrdbnet(8, 1, 4),
     "SRResNet": lambda: nets.SRResNet(nets.SRResNetConfig(scale=2, n_feats=8, n_blocks=2)),
     "SRGANDiscriminator": lambda: nets.SRGANDiscriminator(nets.SRGANDiscriminatorConfig(input_size=32, n_feats=4, dense=16)),
-    "VGGStyleDiscriminator": lambda: nets.VGGStyleDiscriminator(nf=4, input_size=64),
+    "VGGStyleDiscriminator": lambda: nets.VGGStyleDiscriminator(n_feats=4, input_size=64),
 }
 
 

@@ -176,3 +176,82 @@ def test_moon2023_clsd_recorded_values(smoke_run):
     for f in ["tables/table_2.md", "tables/table_6.md", "tables/claims.md", "tables/table1_configs.csv",
               "figures/fig3_head_blocks.png", "figures/fig4_urban100_crops.png", "figures/training_loss.png"]:
         assert (out / f).is_file(), f
+
+
+TINY = dict(scales=[2], methods=["Baseline", "FAKD"], teacher_steps=2, student_steps=2, fig3_blocks=[], probe_steps=0)
+
+
+def embedded_psnr(out, method):
+    v = read_values(out)
+    return v[(v.dataset == "embedded") & (v.method == method)].reproduced.tolist()
+
+
+@pytest.mark.notebook
+def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
+    """Another FAKD weight retrains FAKD only; an identical rerun trains nothing; a teacher file replaces training."""
+    import papermill as pm
+    from conftest import execute, provenance
+    from srcore import data
+
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    first = execute("moon2023_clsd", tmp_path / "first", **TINY)
+    assert provenance(first)["trained_steps"] == 6  # teacher, Baseline, FAKD
+
+    again = execute("moon2023_clsd", tmp_path / "again", **TINY)
+    assert provenance(again)["trained_steps"] == 0 and len(provenance(again)["reused_runs"]) == 3
+    assert embedded_psnr(again, "FAKD") == embedded_psnr(first, "FAKD")
+
+    other = execute("moon2023_clsd", tmp_path / "other", **TINY, fakd_weight=2.5)
+    prov = provenance(other)
+    assert prov["trained_steps"] == 2 and sorted(r["name"] for r in prov["runs"].values() if r["reused"]) == ["Baseline", "Teacher"]
+    assert embedded_psnr(other, "Baseline") == embedded_psnr(first, "Baseline")
+    assert embedded_psnr(other, "FAKD") != embedded_psnr(first, "FAKD")
+
+    # teacher_weights: a file (here the first run's teacher checkpoint) is loaded, never trained
+    # and the official EDSR-baseline file present (here our Baseline's weights under the release's name) adds its row
+    import shutil
+    teacher_file = next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Teacher_x2-*/last.pt"))
+    (tmp_path / "weights").mkdir()
+    shutil.copy(next((tmp_path / "checkpoints" / "moon2023_clsd").glob("Baseline_x2-*/last.pt")),
+                tmp_path / "weights" / "edsr_baseline_x2-1bc95232.pt")
+    monkeypatch.setenv("SRCORE_WEIGHTS", str(tmp_path / "weights"))
+    released = execute("moon2023_clsd", tmp_path / "released", **TINY, teacher_weights=str(teacher_file))
+    prov = provenance(released)
+    sha = prov["teacher_weights"]["x2"]["sha256"]
+    assert prov["teacher_weights"]["x2"]["path"] == str(teacher_file) and len(sha) == 64
+    assert not any(r["name"] == "Teacher" and r.get("trained_steps") for r in prov["runs"].values())
+    assert prov["trained_steps"] == 2  # FAKD again: its teacher's key is now the file's
+    v = read_values(released)
+    fakd = v[(v.method == "FAKD") & (v.dataset == "embedded")]
+    assert len(fakd) and fakd.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    assert embedded_psnr(released, "FAKD") == embedded_psnr(first, "FAKD")  # the same teacher weights, the same student
+    reference = v[v.method == "EDSR-baseline (official)"]
+    assert reference.note.str.contains("edsr_baseline_x2-1bc95232.pt (sha256 ", regex=False).all()
+    assert reference.reproduced.tolist() == embedded_psnr(first, "Baseline") and len(reference) == 1
+    assert provenance(first)["reference"] == {} and prov["reference"]["x2"]["file"] == "edsr_baseline_x2-1bc95232.pt"
+
+    with pytest.raises(pm.PapermillExecutionError, match=r"teacher_weights=.*nowhere\.pt.*looked for"):
+        execute("moon2023_clsd", tmp_path / "missing", **TINY, teacher_weights=str(tmp_path / "nowhere.pt"))
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.notebook
+def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
+    """fig4_images=[] and eval_sets=[Set5]: a data root without Urban100 (or any other set) is enough."""
+    import papermill as pm
+    from conftest import execute
+    from srcore import data
+
+    root = tmp_path / "data"
+    photos = data.embedded_images()
+    for folder in ["benchmark/Set5/HR", "train/T91", "train/BSD200"]:
+        (root / folder).mkdir(parents=True)
+        for name, img in list(photos.items())[:2]:
+            data.save_image(img[:96, :96], root / folder / f"{name}.png")
+    monkeypatch.setenv("SRCORE_DATA", str(root))
+    small = dict(TINY, methods=["Baseline"], eval_sets=["Set5"], eval_limit={})
+    out = execute("moon2023_clsd", tmp_path / "res", **small, fig4_images=[])
+    v = read_values(out)
+    assert (v[(v.table == "Table 2") & (v.dataset == "Set5") & (v.method == "Baseline")].status == "reproduced").all()
+    with pytest.raises(pm.PapermillExecutionError, match="Urban100"):  # a figure image needs its set
+        execute("moon2023_clsd", tmp_path / "res2", **small)

@@ -82,3 +82,44 @@ def test_unknown_scale_and_upsampler():
         nets.EDSRT(nets.EDSRTConfig(scale=5))
     with pytest.raises(ValueError, match="upsampler"):
         nets.SqueezeSR(nets.SqueezeSRConfig(upsampler="nearest"))
+
+
+GENERATORS = {
+    "EDSRT": (lambda: nets.EDSRT(nets.EDSRTConfig(scale=2, n_feats=4, n_modules=1)), ["blocks.0", "blocks.1", "blocks.2"]),
+    "SqueezeSR": (lambda: nets.SqueezeSR(nets.SqueezeSRConfig(scale=2, n_feats=4, squeeze=2)), ["blocks.0", "blocks.1", "blocks.2"]),
+    "EDSR": (lambda: nets.EDSR(nets.EDSRConfig(scale=2, n_feats=4, n_blocks=6)), ["body.1", "body.3", "body.6"]),
+    "RRDBNet": (lambda: nets.RRDBNet(nets.RRDBNetConfig(n_feats=4, n_blocks=2, growth=2)), ["body.1", "conv_body"]),
+    "SRResNet": (lambda: nets.SRResNet(nets.SRResNetConfig(scale=2, n_feats=4, n_blocks=2)), ["blocks.0", "blocks.1"]),
+}
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_every_generator_names_its_distillation_layers_the_same_way(name):
+    make, expected = GENERATORS[name]
+    net = make()
+    assert net.feature_layers() == expected
+    x = torch.rand(1, 3, 8, 8)
+    out, feats = nets.forward_with_features(net, x)
+    assert torch.allclose(out, net(x)) and len(feats) == len(expected)
+    assert all(f.shape[:2] == (1, 4) for f in feats)  # every tapped layer is a feature map of width n_feats
+
+
+def test_srresnet_feature_layers_pick_blocks():
+    net = GENERATORS["SRResNet"][0]()
+    assert net.feature_layers([2]) == ["blocks.1"]
+    with pytest.raises(ValueError, match="out of 1..2"):
+        net.feature_layers([3])
+
+
+def test_rrdbnet_config_speaks_the_common_vocabulary():
+    cfg = nets.RRDBNetConfig()
+    assert (cfg.n_feats, cfg.n_blocks, cfg.growth, cfg.scale, cfg.res_scale) == (64, 23, 32, 4, 0.2)
+    assert nets.count_parameters(nets.RRDBNet(cfg)) == 16_697_987  # ESRGAN's generator, as before the rename
+
+
+@pytest.mark.parametrize("disc", [
+    lambda: nets.SRGANDiscriminator(nets.SRGANDiscriminatorConfig(input_size=32, n_feats=4, dense=8)),
+    lambda: nets.VGGStyleDiscriminator(n_feats=4, input_size=32),
+])
+def test_every_discriminator_returns_one_logit_per_image(disc):
+    assert disc()(torch.rand(3, 3, 32, 32)).shape == (3, 1)

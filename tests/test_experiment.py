@@ -1,0 +1,159 @@
+"""srcore.experiment: one rule for reusing trained work, data only as the parameters need it, n/a rows, pages."""
+import json
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from srcore import config, data, experiment, nets, perceptual, report
+from srcore.experiment import Experiment, l1_step
+
+
+def params(tmp_path, **overrides):
+    small = dict(scales=[2], fig_scale=2, teacher_steps=2, student_steps=2, lr_patch=8, batch_size=2, train_limit=1)
+    P = config.load("seo_squeezesr_kd", "smoke", **{**small, **overrides})
+    P["out_dir"] = tmp_path / "res"
+    return P
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+
+
+def tiny():
+    return {"net": nets.SqueezeSR(nets.SqueezeSRConfig(scale=2, n_feats=4, squeeze=2))}
+
+
+def fit(exp, **kw):
+    return exp.fit("S", tiny, None, l1_step, exp.P.student_steps, scale=2, shaped_by=["student_feats", "kd_weight"], **kw)
+
+
+def test_same_settings_reuse_the_run_other_settings_train_again(tmp_path, no_data, capsys):
+    exp = Experiment("seo_squeezesr_kd", params(tmp_path))
+    exp.load_data()
+    first = fit(exp)
+    assert (first.trained_steps, first.reused, first.step) == (2, False, 2)
+    settings = json.loads((first.run_dir / "settings.json").read_text())
+    assert settings["key"] == first.key == experiment.settings_key({k: v for k, v in settings.items() if k != "key"})
+    assert settings["parameters"]["kd_weight"] == 1.0 and settings["parameters"]["lr"] == 1e-4  # shaped_by + shared keys
+
+    rerun = Experiment("seo_squeezesr_kd", params(tmp_path))  # another session, same parameters
+    rerun.load_data()
+    again = fit(rerun)
+    assert (again.trained_steps, again.reused, again.run_dir) == (0, True, first.run_dir)
+    assert "reused finished run (same settings), 0 steps trained" in capsys.readouterr().out
+    assert rerun.provenance["runs"][first.run_dir.name]["reused"] is True
+    for a, b in zip(first.nets["net"].parameters(), again.nets["net"].parameters()):
+        assert torch.equal(a, b)  # the finished weights, loaded
+
+    other = Experiment("seo_squeezesr_kd", params(tmp_path, kd_weight=0.5))  # a shaped_by parameter
+    other.load_data()
+    changed = fit(other)
+    assert changed.run_dir != first.run_dir and changed.trained_steps == 2
+    lr = Experiment("seo_squeezesr_kd", params(tmp_path, lr=2e-4))  # a shared training parameter
+    lr.load_data()
+    assert fit(lr).run_dir not in (first.run_dir, changed.run_dir)
+
+    # a dependent run's key holds its teacher's: another teacher, another student folder
+    s1 = fit(exp, depends_on=[first])
+    s2 = fit(exp, depends_on=[changed])
+    assert len({s1.run_dir, s2.run_dir, first.run_dir}) == 3 and s1.settings["depends_on"] == {"S": first.key}
+
+    forced = Experiment("seo_squeezesr_kd", params(tmp_path, retrain=True))
+    forced.load_data()
+    assert fit(forced).trained_steps == 2
+
+
+def test_initial_weights_do_not_depend_on_the_cache(tmp_path, no_data):
+    exp = Experiment("seo_squeezesr_kd", params(tmp_path))
+    exp.load_data()
+    fit(exp)
+    torch.rand(100)  # whatever ran before
+    fresh = exp.fit("S2", tiny, None, l1_step, 0, scale=2)
+    torch.manual_seed(exp.P.seed)
+    expected = tiny()["net"]
+    for a, b in zip(fresh.nets["net"].parameters(), expected.parameters()):
+        assert torch.equal(a.cpu(), b)
+
+
+def test_deadline_stops_and_every_dependent_row_says_so(tmp_path, no_data):
+    exp = Experiment("seo_squeezesr_kd", params(tmp_path, student_steps=50))
+    exp.load_data()
+    exp.deadline = time.time() - 1  # max_minutes already spent
+    run = fit(exp)
+    assert run.stopped_early and run.step < 50
+    assert run.notes == [f"S: stopped early at step {run.step} of 50 (max_minutes=0)"]
+    exp.record("Table 1", "Set5", 2, "SqueezeSR", "PSNR", 20.0, run=run, note="first 1 of 5 images")
+    row = exp.results.values().query("method == 'SqueezeSR' and dataset == 'Set5' and scale == '2' and metric == 'PSNR'").iloc[0]
+    assert row.note == f"first 1 of 5 images; S: stopped early at step {run.step} of 50 (max_minutes=0)"
+    assert row.steps == run.step and exp.provenance["runs"][run.run_dir.name]["stopped_early"]
+
+
+def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    for s in ("Set5",):
+        (root / "benchmark" / s / "HR").mkdir(parents=True)
+        data.save_image(data.embedded_set(2, limit=1)[0].hr, root / "benchmark" / s / "HR" / "baby.png")
+    monkeypatch.setenv("SRCORE_DATA", str(root))
+    P = params(tmp_path, eval_sets=["Set5"], eval_limit={})
+    exp = Experiment("seo_squeezesr_kd", P)
+    exp.load_data(train=False, figures={"fig_image": ("Urban100", 4, [])})  # no figure, no training: no Urban100, no train/
+    assert exp.has_data and exp.eval_sets["Set5"][2][0].name == "baby" and exp.note_for("Set5", 1) == "first 1 of 5 images"
+    with pytest.raises(data.DataError, match="Urban100"):
+        exp.load_data(train=False, figures={"fig_image": ("Urban100", 4, ["img_004"])})
+    with pytest.raises(config.ParameterError, match=r"fig_image: \['img_999'\] not in Set5"):
+        exp.load_data(train=False, figures={"fig_image": ("Set5", 2, ["img_999"])})
+
+
+def test_unmeasured_values_get_their_reason(tmp_path, no_data):
+    exp = Experiment("seo_squeezesr_kd", params(tmp_path))
+    exp.load_data(train=False)
+    exp.mark_unmeasured()
+    v = exp.results.values()
+    assert (v.status == experiment.NO_DATA_STATUS).all() and exp.not_measured == "not measured (no data)"
+    assert experiment.fmt(float("nan")) == "not measured (no data)" and experiment.fmt(0.5) == "+0.500"
+
+
+def test_missing_metric_weights_become_the_na_row(tmp_path):
+    res = report.Results("seo_squeezesr_kd", "smoke", tmp_path / "r")
+
+    def missing():
+        raise perceptual.MetricUnavailable("n/a: weights unavailable (NRQM_model.mat)")
+    assert res.try_record("Table 1", "Set5", 2, "SqueezeSR", "PSNR", missing) is None
+    assert res.status("Table 1", "Set5", 2, "SqueezeSR", "PSNR") == "n/a: weights unavailable (NRQM_model.mat)"
+    assert res.try_record("Table 1", "Set5", 2, "EDSR-T", "PSNR", lambda: 30.0) == 30.0
+    assert res.status("Table 1", "Set5", 2, "EDSR-T", "PSNR") == "reproduced"
+
+    def paper_profile():  # measure() raises the plain WeightsUnavailable there: the run fails, no row
+        raise perceptual.WeightsUnavailable("NRQM_model.mat is not in ~/.cache")
+    with pytest.raises(perceptual.WeightsUnavailable):
+        res.try_record("Table 1", "Set14", 2, "EDSR-T", "PSNR", paper_profile)
+    assert res.status("Table 1", "Set14", 2, "EDSR-T", "PSNR") is None
+
+
+def test_results_page_and_summary(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = report.Results("seo_squeezesr_kd", "smoke", tmp_path / "results" / "seo_squeezesr_kd",
+                         provenance={"device": "CPU", "data": {"train_set": "T91", "train_images": 4, "eval_images": {"Set5": 5}}})
+    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612)
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0)
+    res.na("Table 1", "Set14", 2, "EDSR-T", "PSNR", "weights unavailable")
+    fig, ax = plt.subplots()
+    res.add_figure(fig, pd.DataFrame({"x": [1]}), "curve")
+    res.add_table(pd.DataFrame({"claim": ["KD helps"], "our run": ["not measured (no data)"]}), "claims", "Claims")
+    out = res.write()
+    page = (out / "README.md").read_text()
+    assert "profile **smoke** on CPU" in page and "T91 (4 images)" in page
+    assert "| Set5 | x2 | PSNR | 33.66 | 33.66 | +0.00 | 37.89 | 30.00 | -7.89 |" in page
+    assert "![curve](figures/curve.png)" in page and "## Claims check" in page and "KD helps" in page
+    assert "* 33 x not run in this profile" in page and "* 1 x weights unavailable" in page
+    summary = report.write_summary(tmp_path / "results").read_text()
+    row = [l for l in summary.splitlines() if "seo_squeezesr_kd" in l][0]
+    assert "[seo_squeezesr_kd](seo_squeezesr_kd/README.md) | 36 | 2 |" in row
+    assert "33 not run in this profile; 1 weights unavailable" in row
+    assert "7.89 (Table 1, Set5, EDSR-T, PSNR)" in row and "| smoke |" in row
