@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
+# `python benchmarks/x.py` from a fresh clone: this checkout's srcore, without PYTHONPATH or an install
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def commit() -> str:

@@ -9,6 +9,11 @@ takes seconds per Urban100 image); the table gives the per-image times and the p
 the whole set. imresize is timed on Urban100's HR images downscaled by 1/4 (how LR images are
 made), alternating the two implementations image by image; their outputs are compared too
 (bit-identity itself is tested in tests/test_resize.py).
+
+Metrics: PSNR + SSIM on Y of bicubic SR on Set5 and Set14 at x2-x4, NumPy (the reference)
+against torch float64 on this device (at 1 and 2 torch threads on a CPU), alternating image by
+image, with the largest differences between the two. ``evaluate`` scores on the GPU when SR is
+there and with NumPy on a CPU, where it is the faster.
 """
 from __future__ import annotations
 
@@ -19,9 +24,48 @@ import common
 import numpy as np
 import torch
 
-from srcore import data, evaluate, resize
+from srcore import data, evaluate, metrics, resize
 
 FULL = {"BSD100": 100, "Urban100": 100}
+
+
+def metric_rows(device: torch.device) -> list[dict]:
+    """Seconds of PSNR+SSIM per image, NumPy vs torch on ``device``, on Set5 + Set14 bicubic SR at x2-x4."""
+    cases = []
+    for name in ("Set5", "Set14"):
+        for scale in (2, 3, 4):
+            for pair in data.benchmark_set(name, scale):
+                hr = pair.hr
+                cases.append((hr, resize.imresize(pair.lr, scale), scale))
+    threads = (1, 2) if device.type == "cpu" else (torch.get_num_threads(),)
+    default = torch.get_num_threads()
+    times = {("numpy", None): [], **{("torch", n): [] for n in threads}}
+    worst = {"psnr": 0.0, "ssim": 0.0}
+    try:
+        for hr, sr, scale in cases:
+            ref = None
+            for kind, n in times:
+                if n:
+                    torch.set_num_threads(n)
+                x = torch.from_numpy(sr).to(device) if kind == "torch" else sr
+                common.sync(device)
+                tic = time.perf_counter()
+                got = metrics.evaluate_pair(x, hr, scale)
+                common.sync(device)
+                times[(kind, n)].append(time.perf_counter() - tic)
+                if ref is None:
+                    ref = got
+                for k in worst:
+                    worst[k] = max(worst[k], abs(got[k] - ref[k]))
+    finally:
+        torch.set_num_threads(default)
+    rows = []
+    for (kind, n), t in times.items():
+        where = "NumPy (reference)" if kind == "numpy" else f"torch float64 on {device}" + (f", {n} threads" if n else "")
+        rows.append({"what": f"PSNR+SSIM on Y, {where}, Set5+Set14 x2-x4 bicubic", "images": len(t),
+                     "seconds": sum(t), "ms_per_image": 1e3 * float(np.median(t)),
+                     "max_dpsnr_db": worst["psnr"], "max_dssim": worst["ssim"]})
+    return rows
 
 
 def main(argv=None):
@@ -55,9 +99,11 @@ def main(argv=None):
                      "MP_per_s": total_mp / sum(t), "median_MP_per_s": float(np.median(np.array(mp) / np.array(t)))})
     rows[-2]["speedup"] = sum(ref) / sum(fast)
 
+    rows += metric_rows(device)
+
     torch.manual_seed(0)
     net = common.edsr(args.scale).to(device).eval()
-    upscale = lambda lr: evaluate.super_resolve(net, lr, device)
+    upscale = net  # evaluate() runs super_resolve and keeps SR on the device (scored there on a GPU)
     for name in ("BSD100", "Urban100"):
         tic = time.perf_counter()
         pairs = data.benchmark_set(name, args.scale, limit=args.limit)

@@ -6,10 +6,23 @@ are float ``(B,3,h,w)`` in ``[0,1]``. The data root is ``$SRCORE_DATA`` (laid ou
 checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), else
 ``shared/datasets`` beside the checkout, whatever the current directory (papermill runs
 notebooks from ``notebooks/``): the same rule for make, ``python -m``, benchmarks and JupyterLab.
+
+LR images made by the bicubic (training sets, benchmark sets without LR files) are cached on
+disk under ``$SRCORE_CACHE`` (default ``~/.cache/srcore``), keyed by the HR pixels, the scale and
+the resize settings, so every paper and every start after the first reads them instead of
+resizing again. ``srcore.data.clear_cache()`` (or deleting the folder) empties it;
+``SRCORE_CACHE=none`` turns it off.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
+import tempfile
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,10 +138,149 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
 
 
-def tensor_to_image(t: torch.Tensor) -> np.ndarray:
-    """float (1,3,H,W) or (3,H,W) in [0,1] -> uint8 (H,W,3), rounded as EDSR's quantize."""
+def quantize(t: torch.Tensor) -> torch.Tensor:
+    """float (1,3,H,W) or (3,H,W) in [0,1] -> uint8 (H,W,3) tensor on the same device, rounded as EDSR's quantize."""
     t = t.detach().float().squeeze(0).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return t.permute(1, 2, 0).cpu().numpy()
+    return t.permute(1, 2, 0)
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """float (1,3,H,W) or (3,H,W) in [0,1] -> uint8 (H,W,3) NumPy image, rounded as EDSR's quantize."""
+    return quantize(t).cpu().numpy()
+
+
+def uint8_to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 CPU tensor -> float32 in [0,1] (x / 255, correctly rounded), computed by NumPy in this thread.
+
+    The same values as ``batch.float().div_(255)``, without torch's intra-op threads: a small
+    element-wise op that several threads slow down badly when another process holds a core.
+    """
+    return torch.from_numpy(np.divide(batch.numpy(), np.float32(255), dtype=np.float32))
+
+
+# --- the LR cache ---------------------------------------------------------------------------
+LR_CACHE_VERSION = 1  # part of every key: bump it when srcore.resize.imresize changes its output
+
+
+def cache_dir() -> Path | None:
+    """``$SRCORE_CACHE``, else ``~/.cache/srcore``; None when ``SRCORE_CACHE=none`` (no caching)."""
+    env = os.environ.get("SRCORE_CACHE")
+    if env and env.lower() == NO_DATA:
+        return None
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "srcore"
+
+
+def clear_cache() -> int:
+    """Delete every cached LR image (``<cache>/lr_bicubic``); the number of bytes freed.
+
+    Same as ``rm -r ~/.cache/srcore/lr_bicubic``; from a shell:
+    ``python -c "import srcore.data as d; d.clear_cache()"``.
+    """
+    root = cache_dir()
+    folder = root / "lr_bicubic" if root else None
+    if folder is None or not folder.is_dir():
+        return 0
+    freed = 0
+    for path in folder.iterdir():
+        try:
+            freed += path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # another process removed or replaced it meanwhile
+            pass
+    folder.rmdir()
+    return freed
+
+
+def _hasher():
+    """(name, new hash object): xxHash's XXH3-128 where installed (pyiqa -> datasets brings it; ~10x faster, and
+    a second start is mostly hashing), else SHA-256. The name is part of the key, so switching only misses."""
+    try:
+        import xxhash
+        return "xxh3_128", xxhash.xxh3_128()
+    except ImportError:
+        return "sha256", hashlib.sha256()
+
+
+def _lr_key(hr: np.ndarray, scale: int, padding: str) -> str:
+    """Content hash of the HR pixels (shape, dtype, bytes) and every setting that shapes the LR image."""
+    name, h = _hasher()
+    settings = {"resize": "srcore.resize.imresize", "version": LR_CACHE_VERSION, "factor": f"1/{scale}",
+                "padding": padding, "shape": list(hr.shape), "dtype": str(hr.dtype), "hash": name}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(hr).data)  # both release the GIL here: keys of several images hash in parallel
+    return f"{name}-{h.hexdigest()}"
+
+
+def _read_cached(path: Path, shape: tuple) -> np.ndarray | None:
+    """The cached uint8 LR image, or None when missing, unreadable, corrupt (CRC) or of another shape."""
+    try:
+        with open(path, "rb") as f:
+            raw = bytearray(os.fstat(f.fileno()).st_size)  # read in place: the array below is a writable view of it
+            if f.readinto(raw) != len(raw):
+                return None
+    except OSError:
+        return None
+    payload = memoryview(raw)[:-4]  # views, no copies: a second start is mostly this and the key
+    if len(raw) < 4 or zlib.crc32(payload) != int.from_bytes(raw[-4:], "little"):
+        return None
+    try:
+        f = io.BytesIO(bytes(raw[:4096]))  # the .npy header (np.save writes 128 bytes for these arrays)
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            return None
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        if read_header(f) != (shape, False, np.dtype(np.uint8)):  # (shape, fortran_order, dtype)
+            return None
+        return np.frombuffer(raw, np.uint8, count=int(np.prod(shape)), offset=f.tell()).reshape(shape)
+    except (ValueError, OSError, EOFError):
+        return None
+
+
+_warned_readonly = []
+
+
+def _write_cached(path: Path, lr: np.ndarray) -> None:
+    """NumPy's .npy bytes + a CRC32 of them, written to a temporary file and renamed (never half-written)."""
+    buf = io.BytesIO()
+    np.save(buf, lr, allow_pickle=False)
+    payload = buf.getvalue()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload + zlib.crc32(payload).to_bytes(4, "little"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:  # a read-only or full cache folder slows the next start, it does not stop this one
+        if not _warned_readonly:
+            _warned_readonly.append(True)
+            warnings.warn(f"LR cache not written ({e}); set SRCORE_CACHE to a writable folder, or to none", stacklevel=3)
+
+
+def bicubic_lr(hr: np.ndarray, scale: int, *, padding: str = "replicate", cache: bool = True) -> np.ndarray:
+    """``imresize(hr, 1 / scale, padding=padding)``, read from the LR cache when it was made before.
+
+    ``hr``: uint8 (H,W,3) or (H,W), sides multiples of ``scale``. The key is a 128-bit or longer
+    hash of the HR pixels, the scale, the padding and :data:`LR_CACHE_VERSION`, so a changed
+    image or setting misses; a cached file whose CRC or shape does not match is made again and replaced.
+    """
+    root = cache_dir() if cache else None
+    if root is None:
+        return imresize(hr, 1 / scale, padding=padding)
+    path = root / "lr_bicubic" / f"{_lr_key(hr, scale, padding)}.npy"
+    shape = (-(-hr.shape[0] // scale), -(-hr.shape[1] // scale), *hr.shape[2:])
+    lr = _read_cached(path, shape)
+    if lr is None:
+        lr = imresize(hr, 1 / scale, padding=padding)
+        _write_cached(path, lr)
+    return lr
+
+
+def _threads() -> int:
+    return min(8, os.cpu_count() or 1)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -174,7 +326,7 @@ def benchmark_set(name: str, scale: int, root: str | os.PathLike | None = None, 
             if lr.shape[:2] != want:
                 raise DataError(f"{lr_path}: LR is {lr.shape[:2]}, expected {want} for HR {path.name} at x{scale}")
         else:
-            lr = imresize(hr, 1 / scale)
+            lr = bicubic_lr(hr, scale)
         pairs.append(Pair(path.stem, hr, lr))
     if not pairs:
         raise DataError(f"{hr_dir} holds no images")
@@ -195,7 +347,7 @@ def embedded_set(scale: int, limit: int | None = None) -> list[Pair]:
     pairs = []
     for name, img in list(embedded_images().items())[:limit]:
         hr = modcrop(img, scale)
-        pairs.append(Pair(name, hr, imresize(hr, 1 / scale)))
+        pairs.append(Pair(name, hr, bicubic_lr(hr, scale)))
     return pairs
 
 
@@ -214,7 +366,10 @@ def load_folders(folders, limit: int | None = None) -> dict[str, np.ndarray]:
 
 
 class TrainSet:
-    """HR images decoded once into memory, with their LR made once by the MATLAB-style bicubic.
+    """HR images decoded once into memory, with their LR made by the MATLAB-style bicubic once per machine.
+
+    LR images come from the LR cache (:func:`bicubic_lr`) when an earlier start made them;
+    keys are hashed and misses resized on several threads.
 
     ``images``: dict name -> uint8 (H,W,3). ``hr_patch`` is the HR patch side (a multiple
     of ``scale``); images smaller than it are refused with their name.
@@ -237,7 +392,8 @@ class TrainSet:
                 raise DataError(f"{name}: {img.shape[0]}x{img.shape[1]} is smaller than the HR patch {hr_patch}x{hr_patch}")
             self.names.append(name)
             self.hr.append(img)
-            self.lr.append(imresize(img, 1 / scale))
+        with ThreadPoolExecutor(_threads()) as pool:
+            self.lr = list(pool.map(lambda hr: bicubic_lr(hr, self.scale), self.hr))
         if not self.hr:
             raise DataError(f"the training set is empty (skipped as smaller than the HR patch {hr_patch}: {len(self.skipped)})")
 
@@ -256,6 +412,13 @@ class TrainSet:
 
 class PatchSampler:
     """Endless random HR/LR patch pairs with flips and 90-degree rotations, batched as tensors.
+
+    ``next(sampler)``: float32 ``(B,3,h,w)`` LR and ``(B,3,sh,sw)`` HR tensors in [0,1].
+    :meth:`draw`: the same batch as uint8 tensors (pinned on request), which the Trainer
+    copies to the GPU (4x fewer bytes) and converts there. All the work is NumPy, using only
+    the sampler's own random generator: no torch threads (its speed does not collapse when
+    the CPU is busy) and safe to run in a background thread while a step runs, which
+    :class:`srcore.train.Trainer` does.
 
     Its random state is part of a checkpoint (``state_dict``), so a resumed run draws the
     same batches as an uninterrupted one.
@@ -286,10 +449,22 @@ class PatchSampler:
     def __iter__(self):
         return self
 
+    def draw(self, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch as uint8 ``(B,3,h,w)`` LR and ``(B,3,sh,sw)`` HR CPU tensors; ``pin``: in page-locked memory."""
+        b, s = self.batch_size, self.ts.scale
+        lp = self.ts.hr_patch // s
+        lr = torch.empty((b, 3, lp, lp), dtype=torch.uint8, pin_memory=pin)
+        hr = torch.empty((b, 3, lp * s, lp * s), dtype=torch.uint8, pin_memory=pin)
+        lr_np, hr_np = lr.numpy(), hr.numpy()  # views: the patches are written straight into the (pinned) tensors
+        for k in range(b):
+            lr_patch, hr_patch = self._patch()
+            lr_np[k] = lr_patch.transpose(2, 0, 1)
+            hr_np[k] = hr_patch.transpose(2, 0, 1)
+        return lr, hr
+
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        lrs, hrs = zip(*(self._patch() for _ in range(self.batch_size)))
-        to_t = lambda xs: torch.from_numpy(np.stack(xs).transpose(0, 3, 1, 2).copy()).float().div_(255)  # noqa: E731
-        return to_t(lrs), to_t(hrs)
+        lr, hr = self.draw()
+        return uint8_to_float(lr), uint8_to_float(hr)
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state}

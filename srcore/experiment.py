@@ -278,9 +278,11 @@ class Experiment:
         what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
                 f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
         print(f"{name}{'' if scale is None else f' x{scale}'}: {what} -> {run_dir}")
+        earlier = self.provenance["runs"].get(run_dir.name, {})  # the same run asked for twice (e.g. Fig. 3's sweep)
         self.provenance["runs"][run_dir.name] = {
             "name": name, "scale": scale, "key": key, "folder": str(run_dir), "steps": trainer.step, "planned_steps": steps,
-            "trained_steps": trainer.trained_steps, "reused": trainer.reused,
+            "trained_steps": earlier.get("trained_steps", 0) + trainer.trained_steps,
+            "reused": earlier.get("reused", trainer.reused),
             "stopped_early": bool(getattr(trainer, "stopped_early", False)), "depends_on": shape["depends_on"]}
         return trainer
 

@@ -24,6 +24,15 @@ step in which the deadline passes; so does SIGTERM (what a cluster scheduler sen
 kills a job). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
 ``trainer.stopped_early`` (``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
 
+Data path: a source with a ``draw`` method (:class:`srcore.data.PatchSampler`) has its next
+batch prepared in a background thread while the current step runs. On CUDA it hands over
+pinned uint8 batches, which are copied asynchronously and converted to float in [0,1] (and to
+channels_last when enabled) on the GPU; step functions always receive float ``(B,3,h,w)``
+tensors in [0,1] on the device, the same values, in the same order, as without prefetching.
+The checkpoint holds the sampler's state *before* the prefetched batch, so resume stays exact.
+Other iterators are read in the loop's own thread, as they may share torch's random state with
+the step function.
+
 Scale-out: the same code runs under ``torchrun --nproc_per_node=N`` (NCCL on CUDA, gloo on
 CPU). The Trainer joins the process group from torchrun's environment, broadcasts rank 0's
 weights, gives each rank its own patches (the sampler's random stream jumped by the rank) and
@@ -38,6 +47,7 @@ several backward passes (GANs, frozen teachers, unused heads) need no ``find_unu
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import datetime
 import os
@@ -45,6 +55,7 @@ import random
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -216,6 +227,64 @@ def _as_float(value) -> float:
     return value.item() if isinstance(value, torch.Tensor) else float(value)
 
 
+def prepare_network(net: nn.Module, device: torch.device, *, channels_last: bool = False,
+                    compile: bool = False) -> nn.Module:
+    """Move ``net`` to ``device`` (NHWC weights with ``channels_last``) and ``torch.compile`` it in place.
+
+    What the Trainer does with ``TrainConfig.channels_last`` / ``compile``; call it on networks
+    that are only evaluated (a teacher from official weights) to give them the same switches.
+    :func:`srcore.evaluate.super_resolve` feeds NHWC input to a network whose weights are NHWC.
+    Also turns on cuDNN autotuning on CUDA (:func:`enable_cudnn_autotune`).
+    """
+    device = torch.device(device)
+    enable_cudnn_autotune(device)
+    net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    if compile and not getattr(net, "_compiled_call_impl", None):
+        net.compile()  # in place: the module, its attributes and state_dict names stay as they are
+    return net
+
+
+def enable_cudnn_autotune(device: torch.device) -> None:
+    """``torch.backends.cudnn.benchmark = True`` on CUDA: cuDNN times its convolution algorithms per shape.
+
+    Training sees one patch shape, so the search is paid once. A no-op on other devices.
+    """
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+class _Prefetch:
+    """Batches of ``data`` prepared one step ahead in a background thread (``produce()`` runs there).
+
+    Only for sources that use nothing but their own random state (``PatchSampler``). Its
+    ``state_dict`` is the source's state *before* the batch being prepared: what a run without
+    prefetching would checkpoint at this point. :meth:`close` waits for that batch and puts the
+    source back into that state, as if the batch had never been drawn.
+    """
+
+    def __init__(self, data, produce: Callable[[], object], initializer: Callable[[], None] | None = None):
+        self.data, self.produce = data, produce
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srcore-batches", initializer=initializer)
+        self._state = copy.deepcopy(data.state_dict())
+        self._next = self.pool.submit(produce)
+
+    def __next__(self):
+        batch = self._next.result()
+        self._state = copy.deepcopy(self.data.state_dict())  # read while the worker is idle: no race
+        self._next = self.pool.submit(self.produce)
+        return batch
+
+    def state_dict(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._next.cancel()
+        with contextlib.suppress(Exception):  # a failed unused batch changes nothing: the state is reset below
+            self._next.result()
+        self.pool.shutdown(wait=True)
+        self.data.load_state_dict(self._state)
+
+
 @dataclass
 class Trainer:
     run_dir: Path
@@ -246,9 +315,8 @@ class Trainer:
         self.eval_rows: list[dict] = []
         self.memory_format = torch.channels_last if self.cfg.channels_last else torch.preserve_format
         for net in self.nets.values():
-            net.to(self.device, memory_format=self.memory_format)
-            if self.cfg.compile:
-                net.compile()  # in place: the module, its attributes and state_dict names stay as they are
+            prepare_network(net, self.device, channels_last=self.cfg.channels_last, compile=self.cfg.compile)
+        self._255 = torch.tensor(255.0, device=self.device)  # a device tensor: CUDA divides exactly (a scalar: x * (1/255))
         self.use_amp = self.cfg.amp and self.device.type == "cuda"
         self._sync_params = {name: [p for g in opt.param_groups for p in g["params"]]
                              for name, opt in self.optimizers.items()}
@@ -360,6 +428,10 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------
     def _to_device(self, batch):
         if isinstance(batch, torch.Tensor):
+            if batch.dtype == torch.uint8:  # an image batch (PatchSampler.draw): float in [0,1], converted on the device
+                x = batch.to(self.device, non_blocking=True)
+                fmt = self.memory_format if x.dim() == 4 else torch.preserve_format
+                return x.to(torch.float32, memory_format=fmt).div_(self._255)
             if batch.dim() == 4:
                 return batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
             return batch.to(self.device, non_blocking=True)
@@ -422,6 +494,16 @@ class Trainer:
             self._fit(data)
         return self
 
+    def _batches(self, data):
+        """What the loop calls ``next`` on: a background prefetch for sources with ``draw``, else ``data`` itself."""
+        if not (hasattr(data, "draw") and hasattr(data, "state_dict") and hasattr(data, "load_state_dict")):
+            return data
+        if self.device.type == "cuda":  # pinned uint8: the copy is asynchronous, the GPU converts
+            # the worker's current device is this rank's (else pinning would open a context on cuda:0)
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return _Prefetch(data, lambda: data.draw(pin=True), initializer=lambda: torch.cuda.set_device(index))
+        return _Prefetch(data, lambda: next(data))  # CPU: the float conversion too runs in the worker (NumPy)
+
     def _fit(self, data) -> None:
         resumed = self.load(data)
         if not resumed:
@@ -434,6 +516,20 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, disable=not cfg.progress or self.rank != 0,
                    dynamic_ncols=True)
         nets = list(self.nets.values())
+        source = self._batches(data) if self.step < cfg.steps else data
+        try:
+            self._loop(source, nets, bar)
+        finally:
+            if isinstance(source, _Prefetch):
+                source.close()
+        bar.close()
+        if self.world_size > 1:
+            dist.barrier()  # the last checkpoint is on disk before any rank moves on (and reads ``done``)
+        for net in nets:
+            net.eval()
+
+    def _loop(self, data, nets, bar) -> None:
+        cfg = self.cfg
         tic = time.perf_counter()
         while self.step < cfg.steps:
             batch = self._to_device(next(data))
@@ -466,8 +562,3 @@ class Trainer:
                 if self.rank == 0:
                     bar.write(f"{self.desc}: stopped by {reason} at step {self.step}/{cfg.steps}; checkpoint {self.checkpoint_path}")
                 break
-        bar.close()
-        if self.world_size > 1:
-            dist.barrier()  # the last checkpoint is on disk before any rank moves on (and reads ``done``)
-        for net in nets:
-            net.eval()

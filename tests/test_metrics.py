@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import srcore
@@ -140,6 +141,51 @@ def test_evaluate_pair_uses_the_standard_protocol():
         "psnr": psnr(sr, hr, crop_border=3, y_channel=True),
         "ssim": ssim(sr, hr, crop_border=3, y_channel=True),
     }
+
+
+# The torch path (SR on the GPU is scored there) equals the NumPy reference.
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The comparison runs on a shared CPU, where torch's element-wise ops with 2 threads crawl under contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_torch_metrics_equal_numpy_on_set5_and_set14_bicubic(data_root, one_torch_thread):
+    worst_psnr = worst_ssim = 0.0
+    n = 0
+    for dataset in ("Set5", "Set14"):
+        for img in hr_images(data_root, dataset):
+            for scale in (2, 3, 4):
+                h, w = img.shape[:2]
+                hr = img[: h - h % scale, : w - w % scale]
+                sr = imresize(imresize(hr, 1 / scale), scale)
+                ref = evaluate_pair(sr, hr, scale)
+                got = evaluate_pair(torch.from_numpy(sr), hr, scale)
+                worst_psnr = max(worst_psnr, abs(got["psnr"] - ref["psnr"]))
+                worst_ssim = max(worst_ssim, abs(got["ssim"] - ref["ssim"]))
+                n += 1
+    assert n == 3 * (5 + 14)
+    assert worst_psnr <= 1e-6 and worst_ssim <= 1e-7, (worst_psnr, worst_ssim)
+
+
+def test_torch_metrics_follow_the_protocol_options(one_torch_thread):
+    a = RNG.integers(0, 256, size=(24, 20, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + RNG.integers(-20, 20, size=a.shape), 0, 255).astype(np.uint8)
+    for crop, y in ((0, False), (3, True), (1, False)):
+        assert psnr(torch.from_numpy(a), torch.from_numpy(b), crop, y) == pytest.approx(psnr(a, b, crop, y), abs=1e-9)
+        assert ssim(torch.from_numpy(a), b, crop, y) == pytest.approx(ssim(a, b, crop, y), abs=1e-12)
+    g = a[..., 1].copy()
+    assert psnr(torch.from_numpy(g), g, 2) == math.inf
+    assert ssim(torch.from_numpy(g[..., None]), b[..., 1:2].copy(), 2) == pytest.approx(ssim(g, b[..., 1].copy(), 2), abs=1e-12)
+    with pytest.raises(TypeError, match="uint8"):
+        psnr(torch.zeros(8, 8), np.zeros((8, 8), np.uint8), crop_border=0)
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\).*\(8, 9, 3\)"):
+        psnr(torch.zeros(8, 8, 3, dtype=torch.uint8), np.zeros((8, 9, 3), np.uint8), crop_border=0)
 
 
 # Acceptance: the bicubic baseline reproduces the published Bicubic row.

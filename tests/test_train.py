@@ -165,3 +165,42 @@ def test_sigterm_checkpoints_and_stops_then_the_handler_is_restored(tmp_path):
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 3
     assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_checkpoint_holds_the_sampler_state_before_the_prefetched_batch(tmp_path):
+    t, sampler = make_run(tmp_path / "r", 5, ckpt_every=100)  # one checkpoint, at the end, while a batch is prefetched
+    seen = []
+    step = t.step_fn
+    t.step_fn = lambda tr, batch: (seen.append(batch), step(tr, batch))[1]
+    t.fit(sampler)
+    _, fresh = make_run(tmp_path / "unused", 5)
+    expected = [next(fresh) for _ in range(5)]
+    assert all(torch.equal(a, b) for got, want in zip(seen, expected) for a, b in zip(got, want))  # same batches, same order
+    saved = torch.load(tmp_path / "r" / "last.pt", weights_only=False)["data"]
+    assert saved == fresh.state_dict()  # 5 batches drawn, not the 6th that was prepared in the background
+    assert sampler.state_dict() == fresh.state_dict()  # and the sampler itself is put back there
+    assert all(torch.equal(a, b) for a, b in zip(next(sampler), next(fresh)))
+
+
+class Uint8Batches:
+    """The sampler's batches as uint8, as the Trainer hands them over on CUDA."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __next__(self):
+        return self.sampler.draw()
+
+
+def test_uint8_batches_are_converted_on_the_device_to_the_same_floats(tmp_path):
+    ref, sampler = make_run(tmp_path / "ref", 5)
+    ref.fit(sampler)
+    t, sampler = make_run(tmp_path / "u8", 5)
+    t.fit(Uint8Batches(sampler))
+    a, b = weights(ref), weights(t)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lr8, hr8 = data.PatchSampler(sampler.ts, 2, seed=1).draw()
+    t.memory_format = torch.channels_last
+    lr, hr = t._to_device((lr8, hr8))
+    assert lr.dtype == torch.float32 and lr.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(lr, lr8.float() / 255) and torch.equal(hr, data.uint8_to_float(hr8))
