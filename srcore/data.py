@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -90,20 +91,51 @@ def find_root(root: str | os.PathLike | None = None, *, benchmarks=(), train_set
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to uint8: (H,W,3) RGB, or (H,W) if it is single-channel."""
+    """Decode an image file to uint8: (H,W,3) RGB, or (H,W) if it is single-channel.
+
+    Single-channel (L, 1-bit) stays (H,W): the metrics use it as Y directly (the SR protocol).
+    16-bit images are scaled to 8 bits (round(v / 257): 65535 -> 255), not clipped. A palette
+    image is expanded to RGB. An alpha channel that is fully opaque is dropped with a logged
+    warning naming the file; real transparency is refused (what the transparent pixels should
+    show is not in the file, and any choice of background would change the scores).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("L", "I;16", "I", "F"):
+            mode = im.mode
+            if mode == "P":  # palette: its transparency (if any) becomes alpha, judged like RGBA's
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif mode == "PA":
+                im = im.convert("RGBA")
+            if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+                arr = np.rint(np.asarray(im).astype(np.float64) / 257.0).astype(np.uint8)
+            elif im.mode in ("L", "1"):
                 arr = np.asarray(im.convert("L"))
-            else:
+            elif im.mode in ("RGB", "YCbCr"):
                 arr = np.asarray(im.convert("RGB"))
+            elif im.mode in ("RGBA", "LA"):
+                arr = _drop_opaque_alpha(path, mode, np.asarray(im))
+            else:  # I (32-bit), F, CMYK, LAB, HSV: no unambiguous 8-bit RGB or Y
+                raise DataError(f"{path}: image mode {mode} is not supported (8/16-bit grayscale, RGB, RGBA "
+                                f"without transparency and palette images are); convert it to RGB PNG")
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path}: cannot decode image ({e})") from e
     return np.ascontiguousarray(arr)
+
+
+def _drop_opaque_alpha(path: Path, mode: str, arr: np.ndarray) -> np.ndarray:
+    """(H,W,4) RGBA or (H,W,2) LA uint8 -> RGB or (H,W) when every pixel is opaque; else DataError."""
+    alpha = arr[..., -1]
+    transparent = int(np.count_nonzero(alpha != 255))
+    if transparent:
+        raise DataError(f"{path}: {mode} image with transparency ({transparent} of {alpha.size} pixels have "
+                        f"alpha < 255): SR benchmarks are opaque; flatten it onto the background you mean "
+                        f"and save it as RGB")
+    logging.getLogger(__name__).warning("%s: %s image with a fully opaque alpha channel: alpha dropped", path, mode)
+    return arr[..., :-1] if arr.shape[-1] == 4 else arr[..., 0]
 
 
 def save_image(img: np.ndarray, path: str | os.PathLike) -> None:

@@ -215,7 +215,7 @@ def vgg19_features(layer: str = "relu5_4") -> nn.Module:
         raise ValueError(f"unknown VGG19 layer {layer!r}; known: {sorted(VGG19_LAYERS)}")
     path = weights.require("vgg19")  # raises, naming the file and the folders searched
     vgg = torchvision.models.vgg19(weights=None)
-    vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict: every tensor replaced
+    weights.load_state_dict(vgg, path)  # strict: every tensor replaced; a wrong file is refused by name
     return vgg.features[:VGG19_LAYERS[layer]]
 
 

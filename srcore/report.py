@@ -17,7 +17,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from srcore.config import PROFILES
+from srcore import promote
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["paper", "table", "dataset", "scale", "method", "metric"]
@@ -48,21 +47,14 @@ def published(paper: str | None = None) -> pd.DataFrame:
 
 
 def output_dir(paper: str, profile: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """Where a run writes: ``out_dir`` if given; quick/paper -> results/<paper>; smoke -> runs/smoke/<paper>.
+    """Where a run writes: ``out_dir`` if given, else ``runs/<profile>/<paper>``.
 
-    results/ holds the largest run made so far: a quick run never replaces committed
-    paper-profile results (it goes to runs/quick/<paper> instead).
+    No run writes into results/ itself: ``python -m srcore.reproduce`` promotes a finished run
+    there only when it is at least as complete as what results/ holds (:mod:`srcore.promote`).
     """
     if out_dir is not None:
         return Path(out_dir)
-    if profile == "smoke":
-        return PROJECT_ROOT / "runs" / "smoke" / paper
-    committed = PROJECT_ROOT / "results" / paper / "provenance.json"
-    if committed.is_file():
-        prior = json.loads(committed.read_text()).get("profile", "smoke")
-        if prior in PROFILES and PROFILES.index(prior) > PROFILES.index(profile):
-            return PROJECT_ROOT / "runs" / profile / paper
-    return PROJECT_ROOT / "results" / paper
+    return PROJECT_ROOT / "runs" / profile / paper
 
 
 def git_commit() -> str:
@@ -181,8 +173,8 @@ class Results:
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
-        self.stage = self.out_dir.parent / f".{self.out_dir.name}.partial"
-        shutil.rmtree(self.stage, ignore_errors=True)  # a failed run's leftovers; created again on first write
+        self.stage = promote.partial_dir(self.out_dir)
+        promote.recover(self.out_dir)  # a killed run's leftovers: its .partial goes, an interrupted swap is settled
         self._rows: dict[tuple, dict] = {}
         self.figures: list[str] = []  # names of add_figure's figures, shown on the results page
         self.provenance.setdefault("paper", self.paper)
@@ -310,13 +302,7 @@ class Results:
             self.add_table(self.side_by_side(table), slug, title)
         _write_text(self.stage / "provenance.json", json.dumps(self.provenance, indent=2, default=str) + "\n")
         _write_text(self.stage / "README.md", results_page(self.stage, self.figures))
-        old = self.out_dir.parent / f".{self.out_dir.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.out_dir.exists():
-            os.replace(self.out_dir, old)
-        os.replace(self.stage, self.out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-        return self.out_dir
+        return promote.replace_folder(self.stage, self.out_dir)
 
 
 # --- results pages: written from values.csv and provenance.json, never by hand -------------------------------

@@ -20,10 +20,20 @@ from pathlib import Path
 
 import yaml
 
-from srcore import config
+from srcore import config, promote
 from srcore.report import PROJECT_ROOT, output_dir
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
+RESULTS = PROJECT_ROOT / "results"
+
+MEANING = {
+    "smoke": "smoke numbers only check the plumbing: networks trained for a few steps on a few images score "
+             "around 11-20 dB PSNR (bicubic baselines and parameter counts are real); smoke runs are never "
+             "promoted into results/",
+    "quick": "quick numbers are real but come from a short training schedule (the steps column of "
+             "values.csv) and may use part of a set (its note column): expect them below the published ones",
+    "paper": "paper numbers come from the published settings: compare them with the published column directly",
+}
 
 
 class _KnownToConfig(logging.Filter):
@@ -63,8 +73,31 @@ def parse_override(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def _kernel_config():
+    """Kernel over local (Unix domain) sockets where the OS has them: over the default TCP transport
+    every ipykernel >= 7 prints "Kernel is running over TCP without encryption"; ipc never leaves
+    the machine. The sockets are <tmp>/srcore-kernel-<pid>-<n>: a short path (Unix sockets allow
+    about 100 characters, which a connection file deep in a home folder can exceed)."""
+    import tempfile
+
+    from traitlets.config import Config
+
+    prefix = os.path.join(tempfile.gettempdir(), f"srcore-kernel-{os.getpid()}")
+    if os.name != "posix" or len(prefix) > 90:
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": prefix}})
+
+
+def executed_path(paper: str, profile: str, out_root: Path | None = None) -> Path:
+    """Where the executed copy of a paper's notebook (outputs and any traceback) is kept."""
+    return output_dir(paper, profile, out_root and out_root / paper).parent / "executed" / f"{paper}.ipynb"
+
+
 def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None, log=print) -> Path:
-    """Execute one notebook; returns its results folder. Raises on a failing cell."""
+    """Execute one notebook; returns its run folder (runs/<profile>/<paper>, or <out_root>/<paper>).
+
+    Raises on a failing cell, after removing the run's half-written folder.
+    """
     import papermill as pm
 
     config.load(paper, profile, **overrides)  # unknown parameters fail here, before any work
@@ -74,15 +107,43 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
     out_dir = out_root / paper if out_root else None
     params = {"profile": profile, **overrides, **({"out_dir": str(out_dir)} if out_dir else {})}
-    executed = (out_root or PROJECT_ROOT / "runs" / profile) / "executed" / f"{paper}.ipynb"
+    executed = executed_path(paper, profile, out_root)
     executed.parent.mkdir(parents=True, exist_ok=True)
+    results = output_dir(paper, profile, out_dir)
     log(f"[{paper}] profile={profile} -> executed notebook: {executed}")
     tic = time.perf_counter()
-    pm.execute_notebook(NOTEBOOKS / f"{paper}.ipynb", executed, parameters=params,
-                        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False, log_output=False)
-    results = output_dir(paper, profile, out_dir)
-    log(f"[{paper}] done in {time.perf_counter() - tic:.0f} s -> results: {results}")
+    try:
+        pm.execute_notebook(NOTEBOOKS / f"{paper}.ipynb", executed, parameters=params, cwd=str(NOTEBOOKS),
+                            kernel_name="python3", progress_bar=False, log_output=False, config=_kernel_config())
+    finally:
+        promote.recover(results)  # a failed run leaves no .partial beside its folder
+    log(f"[{paper}] done in {time.perf_counter() - tic:.0f} s -> run folder: {results}")
     return results
+
+
+def summary(profile: str, outcome: dict[str, dict]) -> str:
+    """The closing lines: per paper where its results are (or which notebook failed), then what the numbers mean.
+
+    ``outcome[paper]``: ``{"folder": Path}`` for a finished run, plus ``"promoted": bool`` and
+    ``"why"`` (the first reason it was not) when promotion was tried; ``{"error": str,
+    "executed": Path}`` for a failed one.
+    """
+    lines = [f"summary ({profile} profile):"]
+    width = max(map(len, outcome), default=0)
+    for paper, o in outcome.items():
+        if "error" in o:
+            lines.append(f"  {paper:<{width}}  FAILED: {o['error']}")
+            lines.append(f"  {'':<{width}}  traceback in the executed notebook {o['executed']}")
+            continue
+        folder = o["folder"]
+        page = next((folder / n for n in ("README.md", "index.md") if (folder / n).is_file()), folder / "values.csv")
+        lines.append(f"  {paper:<{width}}  {page}")
+        if o.get("promoted"):
+            lines.append(f"  {'':<{width}}  promoted into {RESULTS / paper}")
+        elif "promoted" in o:
+            lines.append(f"  {'':<{width}}  {RESULTS / paper} left as it is: {o['why']}")
+    lines.append(MEANING[profile] + ".")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -90,7 +151,11 @@ def main(argv=None) -> int:
     ap.add_argument("--paper", nargs="+", metavar="KEY", help=f"papers to run (default: all of {papers()})")
     ap.add_argument("--profile", choices=config.PROFILES, help="default: quick with CUDA, smoke without")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a profile parameter")
-    ap.add_argument("--out-root", type=Path, help="write results and executed notebooks under this folder")
+    ap.add_argument("--out-root", type=Path, help="write results and executed notebooks under this folder "
+                    "(nothing is promoted into results/)")
+    ap.add_argument("--promote-anyway", action="store_true",
+                    help="promote quick/paper runs into results/ even when they are less complete than what is "
+                         "there (what is lost is listed first)")
     args = ap.parse_args(argv)
 
     profile = args.profile or default_profile()
@@ -106,18 +171,27 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    failed = []
+    if args.out_root is None:
+        for paper in papers():  # a promotion killed half-way is settled before anything runs
+            promote.recover(RESULTS / paper)
+    outcome: dict[str, dict] = {}
     for paper in chosen:
         try:
-            run(paper, profile, overrides, args.out_root)
+            folder = run(paper, profile, overrides, args.out_root)
         except Exception as e:  # report and go on with the other papers
-            print(f"[{paper}] FAILED: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}",
-                  file=sys.stderr)
-            failed.append(paper)
-    if failed:
-        print(f"failed: {', '.join(failed)} (see the executed notebooks for the traceback)", file=sys.stderr)
-        return 1
-    return 0
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+            print(f"[{paper}] FAILED: {error}", file=sys.stderr)
+            outcome[paper] = {"error": error, "executed": executed_path(paper, profile, args.out_root)}
+            continue
+        outcome[paper] = {"folder": folder}
+        if args.out_root is None and profile in promote.PROMOTED_PROFILES:
+            verdict = promote.promote(folder, RESULTS / paper, force=args.promote_anyway,
+                                      log=lambda m: print(f"[{paper}] {m}"))
+            outcome[paper].update(promoted=verdict.promoted, why=verdict.headline())
+            if verdict.promoted:
+                outcome[paper]["folder"] = RESULTS / paper
+    print(summary(profile, outcome))
+    return 1 if any("error" in o for o in outcome.values()) else 0
 
 
 if __name__ == "__main__":

@@ -96,17 +96,6 @@ def test_commit_ignores_results_being_written(tmp_path, monkeypatch):
     assert report.git_commit().endswith("-dirty")
 
 
-def test_smoke_never_writes_results_and_quick_never_replaces_paper(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
-    assert report.output_dir(PAPER, "smoke") == tmp_path / "runs" / "smoke" / PAPER
-    assert report.output_dir(PAPER, "quick") == tmp_path / "results" / PAPER
-    (tmp_path / "results" / PAPER).mkdir(parents=True)
-    (tmp_path / "results" / PAPER / "provenance.json").write_text('{"profile": "paper"}')
-    assert report.output_dir(PAPER, "quick") == tmp_path / "runs" / "quick" / PAPER
-    assert report.output_dir(PAPER, "paper") == tmp_path / "results" / PAPER
-    assert report.output_dir(PAPER, "smoke", tmp_path / "x") == tmp_path / "x"
-
-
 def test_figure_comes_with_its_csv(tmp_path):
     import matplotlib
     matplotlib.use("Agg")

@@ -4,6 +4,8 @@ Every test runs on temporary caches (torch hub dir, pyiqa's cache dir) and a tem
 $SRCORE_WEIGHTS, so the real caches are never read or written; network access is refused
 and recorded wherever a test could reach it.
 """
+import hashlib
+import io
 import os
 import socket
 import urllib.request
@@ -62,6 +64,13 @@ def _put(folder: Path, name: str, data: bytes = b"weights") -> Path:
     return folder / name
 
 
+@pytest.fixture
+def stand_in_bytes(monkeypatch):
+    """Finding and copying tested with a few bytes under the real names: no hash is checked
+    (such bytes cannot match the prefixes those names carry; the checks are tested below)."""
+    monkeypatch.setattr(weights, "expected_sha256", lambda name, sha256="", name_hash=True: None)
+
+
 # ---------------------------------------------------------------- catalogue
 
 
@@ -96,7 +105,7 @@ def test_cache_dirs_follow_torch_hub_and_pyiqa(caches):
 # ---------------------------------------------------------------- find / install / require
 
 
-def test_find_looks_in_user_folder_then_cache(caches):
+def test_find_looks_in_user_folder_then_cache(caches, stand_in_bytes):
     assert weights.find("niqe") is None and not weights.available("niqe")
     cached = _put(caches.pyiqa, "niqe_modelparameters.mat")
     assert weights.find("niqe") == cached
@@ -110,7 +119,7 @@ def test_find_looks_in_user_folder_then_cache(caches):
     assert weights.find("lpips_alex") == caches.user / "LPIPS_v0.1_alex-df73285e.pth"
 
 
-def test_install_copies_into_the_caches_the_loaders_read(caches):
+def test_install_copies_into_the_caches_the_loaders_read(caches, stand_in_bytes):
     assert weights.install("lpips_alex") is None  # nothing to install
     _put(caches.user, "LPIPS_v0.1_alex-df73285e.pth", b"lin")
     _put(caches.user, "alexnet-owt-7be5be79.pth", b"alex")
@@ -165,10 +174,125 @@ def test_require_says_what_where_and_how(caches):
     assert str(caches.torchvision) in str(err.value) and "alexnet-owt-7be5be79.pth" in str(err.value)
 
 
-def test_unavailable_reason(caches):
+def test_unavailable_reason(caches, stand_in_bytes):
     assert weights.unavailable_reason("ma") == "n/a: weights unavailable (NRQM_model.mat)"
     _put(caches.user, "alexnet-owt-7be5be79.pth")
     assert weights.unavailable_reason("lpips_alex") == "n/a: weights unavailable (LPIPS_v0.1_alex-df73285e.pth)"
+
+
+# ---------------------------------------------------------------- checked before use and before caching
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _torch_bytes(obj) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def toy(caches, monkeypatch):
+    """A catalogue entry "toy" whose file name carries the hash prefix of ``toy.good``."""
+    good = b"the published bytes"
+    name = f"toy-{_sha(good)[:8]}.pth"
+    monkeypatch.setitem(weights.WEIGHTS, "toy", weights.Weights(
+        (weights.WeightFile(name, "torchvision", "https://example.invalid/" + name, name_hash=True),),
+        used_by=("tests",)))
+    return SimpleNamespace(name=name, good=good, bad=b"some other bytes", cached=caches.torchvision / name)
+
+
+def test_a_file_failing_its_hash_is_refused_and_never_cached(caches, toy):
+    path = _put(caches.user, toy.name, toy.bad)
+    for call in (weights.require, weights.install, weights.available, weights.find, weights.missing):
+        with pytest.raises(weights.WeightsRefused) as err:
+            call("toy")
+        msg = str(err.value)
+        assert str(path) in msg and f"starting with {_sha(toy.good)[:8]}" in msg and _sha(toy.bad) in msg
+    assert not caches.torchvision.exists() or list(caches.torchvision.iterdir()) == []  # no copy, no .part
+    path.write_bytes(toy.good)
+    assert weights.require("toy") == toy.cached and toy.cached.read_bytes() == toy.good
+
+
+def test_a_poisoned_cache_is_refused_then_replaced_from_a_good_user_file(caches, toy):
+    _put(caches.torchvision, toy.name, toy.bad)
+    with pytest.raises(weights.WeightsRefused, match=f"{toy.cached}.*{_sha(toy.bad)}"):
+        weights.available("toy")  # never "available" while only the bad copy is there
+    with pytest.raises(weights.WeightsRefused, match="delete it"):
+        weights.require("toy")
+    _put(caches.user, toy.name, toy.good)
+    assert weights.available("toy") and weights.find("toy") == caches.user / toy.name
+    assert weights.require("toy") == toy.cached and toy.cached.read_bytes() == toy.good
+    assert sorted(p.name for p in caches.torchvision.iterdir()) == [toy.name]
+
+
+def test_a_sha256_listed_in_the_catalogue_is_checked(caches, monkeypatch):
+    good = b"a model without a hash in its name"
+    monkeypatch.setitem(weights.WEIGHTS, "listed", weights.Weights(
+        (weights.WeightFile("model.mat", "pyiqa", "https://example.invalid/model.mat", sha256=_sha(good).upper()),),
+        used_by=("tests",)))
+    path = _put(caches.user, "model.mat", b"not it")
+    with pytest.raises(weights.WeightsRefused) as err:
+        weights.require("listed")
+    assert f"expected {_sha(good)} (listed in srcore.weights)" in str(err.value) and str(path) in str(err.value)
+    path.write_bytes(good)
+    assert weights.require("listed").read_bytes() == good
+    # a copy in the cache that differs from the user's file is replaced (same name, other bytes)
+    path.write_bytes(good)
+    monkeypatch.setitem(weights.WEIGHTS, "unlisted", weights.Weights(
+        (weights.WeightFile("plain.mat", "pyiqa", "https://example.invalid/plain.mat"),), used_by=("tests",)))
+    _put(caches.pyiqa, "plain.mat", b"stale")
+    _put(caches.user, "plain.mat", b"fresh")
+    assert weights.require("unlisted").read_bytes() == b"fresh"
+    # pyiqa's names carry hex that pyiqa never checks (nor promises to be a hash): not checked
+    _put(caches.user, "pt_inception-2015-12-05-6726825d.pth", b"any bytes")
+    assert weights.find("fid_inception") == caches.user / "pt_inception-2015-12-05-6726825d.pth"
+
+
+def test_random_bytes_named_like_vgg19_are_refused_by_name(caches):
+    from srcore import losses
+
+    path = _put(caches.user, "vgg19-dcbb9e9d.pth", np.random.default_rng(0).bytes(4096))
+    with pytest.raises(weights.WeightsRefused) as err:
+        losses.vgg19_features()  # was: IndexError: pop from empty list, without a file name
+    assert str(path) in str(err.value) and "starting with dcbb9e9d" in str(err.value)
+    assert not caches.torchvision.exists()
+
+
+def test_a_file_that_passes_its_hash_but_is_not_the_network_is_refused_by_name(tmp_path):
+    import torch
+
+    net = torch.nn.Conv2d(3, 8, 3)
+
+    def named(data: bytes) -> Path:  # torchvision's convention: the name carries the content's hash prefix
+        return _put(tmp_path, f"net-{_sha(data)[:10]}.pth", data)
+
+    cases = {
+        "is not a PyTorch checkpoint": named(np.random.default_rng(1).bytes(2048)),
+        "holds a list, not a state dict": named(_torch_bytes(["not", "weights"])),
+        "1 misshapen: weight (4, 3, 3, 3) (expected (8, 3, 3, 3))":
+            named(_torch_bytes({"weight": torch.zeros(4, 3, 3, 3), "bias": torch.zeros(8)})),
+        "2 missing: weight, bias; 2 unexpected: 0.weight, 0.bias":
+            named(_torch_bytes(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)).state_dict())),
+    }
+    for said, path in cases.items():
+        with pytest.raises(weights.WeightsRefused) as err:
+            weights.load_state_dict(net, path)
+        assert str(path) in str(err.value) and said in str(err.value)
+    good = torch.nn.Conv2d(3, 8, 3).state_dict()
+    path = named(_torch_bytes({"params_ema": good}))
+    assert weights.load_state_dict(net, path, key="params_ema") is net
+    assert torch.equal(net.weight, good["weight"])
+    with pytest.raises(weights.WeightsRefused, match="has no 'params'"):
+        weights.load_state_dict(net, path, key="params")
+    bad_name = _put(tmp_path, "net-0123abcd.pth", _torch_bytes(good))  # the content does not match the name
+    with pytest.raises(weights.WeightsRefused, match=f"{bad_name}.*starting with 0123abcd"):
+        weights.load_state_dict(net, bad_name)
+    assert weights.load_state_dict(net, bad_name, name_hash=False) is net  # EDSR/BasicSR-style names
 
 
 # ---------------------------------------------------------------- perceptual metrics without weights
