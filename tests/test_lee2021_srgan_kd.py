@@ -131,7 +131,7 @@ def test_srgan_generator_loss_terms_and_weights():
     # l_c 0.25 + 1.0 x l_KD 0.25 + 1e-3 x log 2 (logit 0)
     total, parts = losses.srgan_generator_loss(sr, hr, mse, fake_logits=torch.zeros(1), teacher_sr=t)
     assert total.item() == pytest.approx(0.5 + 1e-3 * math.log(2))
-    assert parts["l_kd"] == pytest.approx(0.25) and parts["l_a"] == pytest.approx(math.log(2))
+    assert float(parts["l_kd"]) == pytest.approx(0.25) and float(parts["l_a"]) == pytest.approx(math.log(2))  # floats, not tensors, in approx
 
 
 # --- DMOS ------------------------------------------------------------------------------------
