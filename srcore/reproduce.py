@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from srcore import config, promote
+from srcore import config, promote, report
 from srcore.report import PROJECT_ROOT, output_dir
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -190,6 +190,8 @@ def main(argv=None) -> int:
             outcome[paper].update(promoted=verdict.promoted, why=verdict.headline())
             if verdict.promoted:
                 outcome[paper]["folder"] = RESULTS / paper
+    if any(o.get("promoted") for o in outcome.values()):
+        report.write_summary(RESULTS)  # results/README.md: one row per paper, from the promoted values.csv
     print(summary(profile, outcome))
     return 1 if any("error" in o for o in outcome.values()) else 0
 

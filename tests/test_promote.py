@@ -187,7 +187,7 @@ def test_runner_promotes_or_says_why_and_sums_up(tmp_path, runner, committed, ca
     assert snapshot(target) == before
     assert "Table 1 Set5 x2 SqueezeSR PSNR: 4000 training steps -> 3" in out
     lines = out[out.index("summary (quick profile):"):].splitlines()
-    assert lines[1].split() == [PAPER, str(tmp_path / "runs" / "quick" / PAPER / "values.csv")]
+    assert lines[1].split() == [PAPER, str(tmp_path / "runs" / "quick" / PAPER / "README.md")]  # the run's page
     assert lines[2].split(maxsplit=1)[1] == f"left as it is: 1 published value(s) or file(s) would be lost"
     assert lines[3].split(maxsplit=1) == ["moon2023_clsd", "FAILED: RuntimeError: ValueError: boom"]
     executed = tmp_path / "runs" / "quick" / "executed" / "moon2023_clsd.ipynb"
@@ -197,7 +197,9 @@ def test_runner_promotes_or_says_why_and_sums_up(tmp_path, runner, committed, ca
     assert reproduce.main(["--paper", PAPER, "--profile", "quick", "--promote-anyway"]) == 0
     out = capsys.readouterr().out
     assert f"promoting {tmp_path / 'runs' / 'quick' / PAPER} anyway" in out and snapshot(target) != before
-    assert f"promoted into {target}" in out and str(target / "values.csv") in out
+    assert f"promoted into {target}" in out and str(target / "README.md") in out
+    summary_page = (tmp_path / "results" / "README.md").read_text()  # the summary of results/, rewritten
+    assert f"| [{PAPER}]({PAPER}/README.md) |" in summary_page
 
     assert reproduce.main(["--paper", PAPER, "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
