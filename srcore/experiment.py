@@ -229,8 +229,8 @@ class Experiment:
         ``nets``: {name: module}, or better a function returning it: it is called after seeding with
         ``P.seed``, so a run's initial weights depend on the seed alone, not on which earlier runs
         were trained or loaded from cache in this session.
-        ``optimizers``: {name: optimizer}, or None for one Adam over every parameter of ``nets``
-        at ``P.lr`` named "net". ``shaped_by``: the paper's parameters that shape this run (the
+        ``optimizers``: {name: optimizer}, a function of the built nets returning that, or None
+        for one Adam over every parameter of ``nets`` at ``P.lr`` named "net". ``shaped_by``: the paper's parameters that shape this run (the
         shared :data:`TRAINING_KEYS` are added); ``depends_on``: runs (Trainers or
         :class:`Pretrained`) whose weights it uses; ``settings``: anything else that shapes it
         (e.g. ``{"head_blocks": 3}``). ``batches`` default to a PatchSampler over
@@ -248,7 +248,9 @@ class Experiment:
         if callable(nets):
             train.seed_everything(P.seed)
             nets = nets()
-        if optimizers is None:
+        if callable(optimizers):  # built from the seeded nets: one optimiser per network of a GAN, say
+            optimizers = optimizers(nets)
+        elif optimizers is None:
             params = [p for m in nets.values() for p in m.parameters()]
             optimizers = {"net": torch.optim.Adam(params, lr=P.lr, **({"betas": tuple(P.betas)} if "betas" in P else {}))}
         cfg = dict(steps=steps, lr_milestones=tuple(P.get("lr_milestones", ())), lr_gamma=P.get("lr_gamma", 0.5),
@@ -283,6 +285,28 @@ class Experiment:
             "reused": earlier.get("reused", trainer.reused),
             "stopped_early": bool(getattr(trainer, "stopped_early", False)), "depends_on": shape["depends_on"]}
         return trainer
+
+    def content_loss(self, kind: str, *, symbol: str = "l_c", **kw):
+        """SRGAN's content loss (:func:`srcore.losses.content_loss`) on this device, and its note for every trained row.
+
+        "vgg" without the VGG19 weights raises here, before any work; another kind is a declared
+        substitute, said so in the note and in ``provenance["content_loss"]``.
+        """
+        from srcore import losses
+        loss = losses.content_loss(kind, **kw).to(self.device)
+        substitute = kind != "vgg"
+        self.provenance["content_loss"] = {"kind": kind, "what": losses.CONTENT_LOSSES.get(kind), "substitute": substitute}
+        note = f"{symbol} = {kind}" + (" (declared substitute: VGG19 ImageNet weights unavailable)" if substitute else "")
+        print(note)
+        return loss, note
+
+    def adams(self, nets: dict, **groups) -> dict:
+        """One Adam per network at ``P.lr`` (``P.betas`` where the paper has them), named like the networks;
+        ``groups`` put several networks under one optimiser (``G=["G", "kd"]``). Pass it as ``fit``'s optimizers."""
+        kw = {"lr": self.P.lr, **({"betas": tuple(self.P.betas)} if "betas" in self.P else {})}
+        grouped = {n for names in groups.values() for n in names}
+        members = {**{k: [k] for k in nets if k not in grouped}, **groups}
+        return {k: torch.optim.Adam([p for n in names for p in nets[n].parameters()], **kw) for k, names in members.items()}
 
     def pretrained(self, name: str, *, scale: int, **overrides) -> Pretrained | None:
         """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``).
@@ -353,6 +377,19 @@ class Experiment:
             return NO_DATA
         return f"not run ({self.P.get('run_note') or 'methods left out'})"
 
+    def ours(self, measured: bool, text) -> str:
+        """Our side of a claim: ``text()`` when what it needs was ``measured``, else :attr:`not_measured`."""
+        return text() if measured else self.not_measured
+
+    def measure(self, metric: str, sr_images, hr_images=None, *, crop_border: int = 0) -> tuple[float, str]:
+        """:func:`srcore.perceptual.measure` in this profile: ``(value, "")``, or ``(nan, reason)`` when the
+        metric's weights are missing outside the paper profile (the reason is the n/a text of its rows)."""
+        from srcore import perceptual
+        try:
+            return perceptual.measure(metric, sr_images, hr_images, profile=self.P.profile, crop_border=crop_border), ""
+        except perceptual.MetricUnavailable as e:
+            return float("nan"), e.reason
+
     def mark_unmeasured(self, tables=None, reason=None) -> None:
         """Every published value (of ``tables``; default all) not recorded yet gets its n/a row.
 
@@ -382,7 +419,7 @@ class Experiment:
                               for (m, x), r in runs.items()],
                              columns=[label, "scale", "steps", "trained now", "train_seconds", "s_per_step", f"final_{loss}"])
         self.provenance["training"] = table.to_dict("records")
-        scales = list(dict.fromkeys(x for _, x in runs)) or list(self.P.scales)
+        scales = list(dict.fromkeys(x for _, x in runs)) or list(self.P.get("scales", [self.P.get("scale")]))
         fig, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3), squeeze=False)
         curves = [pd.DataFrame(columns=[label, "scale", "step", loss])]
         for ax, x in zip(axes[0], scales):

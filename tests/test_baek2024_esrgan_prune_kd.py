@@ -1,8 +1,10 @@
 """baek2024_esrgan_prune_kd: RRDBNet and discriminator counts, pruning, ESRGAN and distillation losses
 on hand-worked examples, and the smoke notebook's recorded values."""
 import copy
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -197,7 +199,8 @@ def test_eq4_total_hand_worked():
                                                  lambda_distill=0.1, lambda_gan=1.0)
     # 2 * 0.5 + ln 2 + 0.1 * 5 = 2.193147
     assert total.item() == pytest.approx(1.0 + math.log(2) + 0.5, rel=1e-6)
-    assert parts == pytest.approx({"l1": 0.5, "l_gan": math.log(2), "l_distill": 5.0, "loss": 1.5 + math.log(2)})
+    assert {k: float(v) for k, v in parts.items()} == pytest.approx(  # floats, not tensors, in approx
+        {"l1": 0.5, "l_gan": math.log(2), "l_distill": 5.0, "loss": 1.5 + math.log(2)})
 
 
 def test_esrgan_generator_loss_hand_worked():
@@ -206,7 +209,7 @@ def test_esrgan_generator_loss_hand_worked():
     total, parts = losses.esrgan_generator_loss(sr, hr, losses.PixelMSELoss(), real, fake)
     # 1 * MSE 0.25 + 5e-3 * 1.410038 + 1e-2 * L1 0.5 = 0.25 + 0.00705019 + 0.005 = 0.26205019
     assert total.item() == pytest.approx(0.26205019, abs=1e-7)
-    assert parts["l_percep"] == pytest.approx(0.25) and parts["l1"] == pytest.approx(0.5)
+    assert float(parts["l_percep"]) == pytest.approx(0.25) and float(parts["l1"]) == pytest.approx(0.5)
 
 
 def test_perceptual_loss_plumbing_with_an_injected_network():
@@ -293,3 +296,68 @@ def test_baek_recorded_values(smoke_run):
     if not weights.available("vgg19"):
         assert "declared substitute" in prov["perceptual_loss"]
     assert all(r["nonzero_after"] < r["params"] for r in prov["pruning_of_trained_teacher"])
+
+
+def run_notebook(out, **parameters):
+    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+@pytest.mark.notebook
+def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, monkeypatch):
+    """No data anywhere: the claims said None.__format__ (issue 14); now 'not measured (no data)'. The same
+    settings reuse every run; another lambda_distill trains the student again, not ESRGAN."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = {"methods": ["Teacher_0.3", "Student_16_Teacher_0.3"], "teacher_steps": 2, "teacher_finetune_steps": 0,
+             "distill_steps": 2, "lr": 1e-2}
+    v, prov = run_notebook(tmp_path / "first", **small)
+    pub = v[v.published.notna()]
+    assert len(pub) == 125
+    private = pub.dataset.isin(["KHU", "MIV", "VRroom"])
+    assert pub[private].status.str.contains("private dataset").all()
+    counted = pub.metric == "Params(M)"
+    assert (pub[counted].status == "reproduced").all()
+    assert (pub[~private & ~counted].status == "n/a: benchmark data not found (smoke run on embedded images)").all()
+    embedded = v[(v.dataset == "embedded") & v.metric.isin(["PSNR", "SSIM"])]
+    assert set(embedded.method) == {"ESRGAN", "Teacher_0.3", "Student_16"} and embedded.reproduced.notna().all()
+    assert prov["data"]["train_set"].startswith("embedded") and prov["trained_steps"] == 4
+    claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
+    assert claims["our run"].str.contains("not measured \\(no data\\)").any()
+    assert not claims["our run"].str.contains(r"\bnan\b|None").any()
+
+    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
+    assert v2.reproduced.equals(v.reproduced)
+
+    v3, prov3 = run_notebook(tmp_path / "distill", **small, lambda_distill=10.0)
+    runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
+    assert runs["ESRGAN"][1]["reused"] and runs["ESRGAN"][0] in prov["runs"]
+    student = runs["Student_16_Teacher_0.3"]
+    assert student[1]["trained_steps"] == 2 and student[0] not in prov["runs"]
+    psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "Student_16") & (values.metric == "PSNR")].reproduced.item()
+    assert psnr(v3) != psnr(v)
+
+    # teacher_weights=<file>: ESRGAN is loaded, not trained, and its pruned teacher needs no training either
+    esrgan_file = Path(runs["ESRGAN"][1]["folder"]) / "last.pt"
+    v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(esrgan_file))
+    sha = hashlib.sha256(esrgan_file.read_bytes()).hexdigest()
+    assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # the student only
+    rows = v4[(v4.dataset == "embedded") & v4.method.isin(["ESRGAN", "Teacher_0.3", "Student_16"]) & (v4.metric == "PSNR")]
+    assert len(rows) == 3 and rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    teacher = lambda values: values[(values.dataset == "embedded") & (values.method == "Teacher_0.3") & (values.metric == "PSNR")].reproduced.item()
+    assert teacher(v4) == teacher(v)  # the same ESRGAN weights, pruned alike
+
+
+@pytest.mark.notebook
+def test_missing_teacher_file_stops_before_any_work(tmp_path):
+    """A teacher file that is not there stops the run at its parameters, naming the file and where it looked."""
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match=r"looked for \S*no-such-esrgan\.pth|no-such-esrgan\.pth not found in"):
+        run_notebook(tmp_path / "res", teacher_weights=str(tmp_path / "no-such-esrgan.pth"))
+    assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()

@@ -1,6 +1,8 @@
 """lee2021_srgan_kd: SRGAN networks, losses and DMOS on hand-worked examples; the smoke notebook's values."""
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,7 +131,7 @@ def test_srgan_generator_loss_terms_and_weights():
     # l_c 0.25 + 1.0 x l_KD 0.25 + 1e-3 x log 2 (logit 0)
     total, parts = losses.srgan_generator_loss(sr, hr, mse, fake_logits=torch.zeros(1), teacher_sr=t)
     assert total.item() == pytest.approx(0.5 + 1e-3 * math.log(2))
-    assert parts["l_kd"] == pytest.approx(0.25) and parts["l_a"] == pytest.approx(math.log(2))
+    assert float(parts["l_kd"]) == pytest.approx(0.25) and float(parts["l_a"]) == pytest.approx(math.log(2))  # floats, not tensors, in approx
 
 
 # --- DMOS ------------------------------------------------------------------------------------
@@ -283,4 +285,65 @@ def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data
         pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "paper", "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def run_notebook(out, **parameters):
+    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+@pytest.mark.notebook
+def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monkeypatch):
+    """No data anywhere (issue 14); the same settings reuse every run; another kd_weight trains the student again."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = {"methods": ["Bicubic", "GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
+    v, prov = run_notebook(tmp_path / "first", **small)
+    pub = v[v.published.notna()]
+    assert len(pub) == 98
+    t2 = pub[pub.table == "Table 2"]
+    assert len(t2) == 48 and (t2.status == "n/a: benchmark data not found (smoke run on embedded images)").all()
+    assert pub[pub.table == "Table 3"].status.str.startswith("n/a: human study").all()
+    assert (pub[pub.table == "Table 1"].status == "reproduced").all()
+    embedded = v[v.dataset == "embedded"]
+    assert set(embedded.method) == {"Bicubic", "Teacher", "GAN2G"} and embedded.reproduced.notna().all()
+    assert prov["data"]["train_set"].startswith("embedded") and prov["trained_steps"] == 4
+    claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
+    assert not claims["our run"].str.contains(r"\bnan\b").any()
+
+    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
+    assert v2.reproduced.equals(v.reproduced)
+
+    v3, prov3 = run_notebook(tmp_path / "kd", **small, kd_weight=10.0)
+    runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
+    assert runs["Teacher"][1]["reused"] and runs["Teacher"][0] in prov["runs"]  # the teacher does not depend on kd_weight
+    assert runs["GAN2G"][1]["trained_steps"] == 2 and runs["GAN2G"][0] not in prov["runs"]
+    psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "GAN2G") & (values.metric == "PSNR")].reproduced.item()
+    assert psnr(v3) != psnr(v)
+
+    # teacher_weights=<file>: the teacher is loaded, not trained; every dependent row names the file and its SHA-256
+    teacher_file = Path(next(r["folder"] for r in prov["runs"].values() if r["name"] == "Teacher")) / "last.pt"
+    v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(teacher_file))
+    sha = hashlib.sha256(teacher_file.read_bytes()).hexdigest()
+    assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # GAN2G only
+    runs4 = {r["name"]: r for r in prov4["runs"].values()}
+    assert runs4["Teacher"]["release"]["path"] == str(teacher_file) and runs4["Teacher"]["trained_steps"] == 0
+    rows = v4[(v4.dataset == "embedded") & v4.method.isin(["Teacher", "GAN2G"])]
+    assert rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
+    assert psnr(v4) == psnr(v)  # the same teacher weights and seed: the same student
+
+
+@pytest.mark.notebook
+def test_missing_teacher_file_stops_before_any_work(tmp_path):
+    """A teacher file that is not there stops the run at its parameters, naming the file and where it looked."""
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match=r"looked for \S*no-such-teacher\.pth|no-such-teacher\.pth not found in"):
+        run_notebook(tmp_path / "res", teacher_weights=str(tmp_path / "no-such-teacher.pth"))
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()

@@ -1,6 +1,7 @@
 """lee2022_mutual_srgan: the mutual-distillation KL (Eq. 3), the paper's networks, the profiles, and the notebook in smoke."""
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -154,7 +155,9 @@ def test_lee2022_recorded_values(smoke_run):
 @pytest.mark.notebook
 def test_lee2022_settings_differ_only_by_the_distillation_term(smoke_run):
     out = smoke_run(PAPER)
-    logs = {m: pd.read_csv(out.parent / "checkpoints" / PAPER / f"{m}_x2" / "log.csv") for m in ("Independent", "ML", "ML*")}
+    runs = json.loads((out / "provenance.json").read_text())["runs"].values()  # each run's keyed folder
+    folder = {(r["name"], r["scale"]): Path(r["folder"]) for r in runs}
+    logs = {m: pd.read_csv(folder[m, 2] / "log.csv") for m in ("Independent", "ML", "ML*")}
     assert (logs["Independent"][["l_md1", "l_md2"]] == 0).all().all()
     assert (logs["ML"][["l_md1", "l_md2"]] > 0).all().all()
     # same seeds and batches: before the first update the three cohorts see identical logits
@@ -181,3 +184,41 @@ def test_lee2022_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypat
                             parameters={"profile": "paper", "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def run_notebook(out, **parameters):
+    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+@pytest.mark.notebook
+def test_no_data_run_then_identical_rerun_then_another_md_weight(tmp_path, monkeypatch):
+    """No data anywhere (issue 14); the same settings reuse every cohort; another md_weight trains ML again, not Independent."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = {"methods": ["Independent", "ML"], "scales": [2], "steps": 2, "lr": 1e-2}
+    v, prov = run_notebook(tmp_path / "first", **small)
+    pub = v[v.published.notna()]
+    assert len(pub) == 48 and (pub.status == "n/a: benchmark data not found (smoke run on embedded images)").all()
+    embedded = v[(v.dataset == "embedded") & (v.metric == "PSNR") & (v.table == "cohort")]
+    assert set(embedded.method) == {f"{m} {g}" for m in ("Independent", "ML") for g in ("G1", "G2", "mean")}
+    assert embedded.reproduced.notna().all()
+    assert prov["data"]["train_set"].startswith("embedded") and prov["trained_steps"] == 4
+    claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
+    assert not claims["our run"].str.contains(r"\bnan\b").any()
+
+    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
+    assert v2.reproduced.equals(v.reproduced)
+
+    v3, prov3 = run_notebook(tmp_path / "md", **small, md_weight=10.0)
+    runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
+    assert runs["Independent"][1]["reused"] and runs["Independent"][0] in prov["runs"]  # no L_md: md_weight does not shape it
+    assert runs["ML"][1]["trained_steps"] == 2 and runs["ML"][0] not in prov["runs"]
+    psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "ML G1") & (values.metric == "PSNR")].reproduced.item()
+    assert psnr(v3) != psnr(v)
