@@ -395,3 +395,26 @@ def write_summary(results_root: str | os.PathLike | None = None) -> Path:
                                                        "largest abs(delta)", "profile", "date"]))
     _write_text(root / "README.md", text)
     return root / "README.md"
+
+
+def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
+    """Rewrite every ``<paper>/README.md`` under ``results_root`` (default results/) from its own
+    values.csv, provenance.json, tables and figures, then ``results/README.md``; returns the pages.
+
+    For results written before pages existed, or after a change to the page's layout:
+    ``python -m srcore.report``. The numbers are not touched.
+    """
+    root = Path(results_root) if results_root is not None else PROJECT_ROOT / "results"
+    pages = []
+    for values_csv in sorted(root.glob("*/values.csv")):
+        folder = values_csv.parent
+        figures = sorted(p.stem for p in (folder / "figures").glob("*.png"))
+        _write_text(folder / "README.md", results_page(folder, figures))
+        pages.append(folder / "README.md")
+    pages.append(write_summary(root))
+    return pages
+
+
+if __name__ == "__main__":
+    for page in rewrite_pages(sys.argv[1] if len(sys.argv) > 1 else None):
+        print(page)

@@ -157,3 +157,23 @@ def test_results_page_and_summary(tmp_path):
     assert "[seo_squeezesr_kd](seo_squeezesr_kd/README.md) | 36 | 2 |" in row
     assert "33 not run in this profile; 1 weights unavailable" in row
     assert "7.89 (Table 1, Set5, EDSR-T, PSNR)" in row and "| smoke |" in row
+
+
+def test_pages_are_rewritten_from_the_files_alone(tmp_path):
+    """`python -m srcore.report` rewrites each page and the summary from values.csv, provenance and tables,
+    the same as write() made them (for results written before pages existed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = report.Results("seo_squeezesr_kd", "quick", tmp_path / "seo_squeezesr_kd", provenance={"device": "CPU"})
+    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612)
+    fig, _ = plt.subplots()
+    res.add_figure(fig, pd.DataFrame({"x": [1]}), "fig2_img004")
+    out = res.write()
+    written = (out / "README.md").read_text()
+    (out / "README.md").unlink()
+    pages = report.rewrite_pages(tmp_path)
+    assert pages == [out / "README.md", tmp_path / "README.md"]
+    assert (out / "README.md").read_text() == written
+    assert "[seo_squeezesr_kd](seo_squeezesr_kd/README.md) | 36 | 1 |" in (tmp_path / "README.md").read_text()
