@@ -267,6 +267,11 @@ def _f(v, fmt=".1f") -> str:
         return "n/a"
 
 
+def peak_gb(row: dict) -> float:
+    """The largest of the three memory measurements of a run."""
+    return max(float(row[k] or 0) for k in ("peak_tree_gb", "peak_process_gb", "time_v_maxrss_gb"))
+
+
 def write_page() -> Path:
     rows = read_rows()
     smoke = [r for r in rows if r["profile"] == "smoke"]
@@ -289,7 +294,7 @@ def write_page() -> Path:
                 continue
             ok = [r for r in rs if r["status"] == "ok"] or rs
             best = min(ok, key=lambda r: float(r["wall_s"]))
-            peak = max(max(float(r["peak_tree_gb"] or 0), float(r["peak_process_gb"] or 0)) for r in rs)
+            peak = max(peak_gb(r) for r in rs)
             loads = ", ".join(r["load_mean"] for r in rs)
             status = "; ".join(sorted({r["status"] + (f" ({r['error']})" if r["error"] else "") for r in rs}))
             lines.append(f"| {p} | {_f(best['wall_s'], '.0f')} | {len(rs)} | {peak:.2f} | "
@@ -304,19 +309,19 @@ def write_page() -> Path:
                   "| paper | peak memory GB | s/step on this CPU (run) | checkpoints MB (runs) | largest checkpoint MB | wall s | load avg | status |",
                   "|---|---:|---|---:|---:|---:|---:|---|"]
         for r in sorted(quick, key=lambda r: r["paper"]):
-            peak = max(float(r["peak_tree_gb"] or 0), float(r["peak_process_gb"] or 0))
+            peak = peak_gb(r)
             status = r["status"] + (f" ({r['error']})" if r["error"] else "")
             lines.append(f"| {r['paper']} | {peak:.2f} | {_f(r['s_per_step_max'])} ({r['s_per_step_run'] or '-'}) | "
                          f"{_f(r['disk_checkpoints_mb'], '.0f')} ({r['checkpoint_runs'] or 0}) | "
                          f"{_f(r['largest_checkpoint_mb'], '.0f')} | {_f(r['wall_s'], '.0f')} | {r['load_mean']} | {status} |")
         lines.append("")
     lines += ["## How memory is measured", "",
-              "Peak memory is the larger of (1) the peak of the summed resident memory (RSS) of the process tree "
+              "Peak memory is the largest of (1) the peak of the summed resident memory (RSS) of the process tree "
               "(`srcore.reproduce`, the notebook kernel it starts, and their children), sampled every 0.5 s with "
               "psutil, and (2) the largest per-process high-water mark (`VmHWM` in /proc, which the kernel keeps, "
-              "so spikes between samples are not missed). The process holding it is `peak_process` in the csv "
-              "(`kernel`: the notebook). `time_v_maxrss_gb` is GNU `/usr/bin/time -v`'s maximum RSS of the largest "
-              "single process it waited for, as a cross-check. `--selftest` checks the method on a 1.5 GB "
+              "so spikes between samples are not missed; `peak_process` in the csv names the process, `kernel` "
+              "being the notebook) and (3) GNU `/usr/bin/time -v`'s maximum RSS (`time_v_maxrss_gb`: the largest "
+              "single process it waited for, kernel included, up to its exit). `--selftest` checks the method on a 1.5 GB "
               "allocation made by a grandchild process.", "",
               "## Cleaning up", "",
               "- Checkpoints and executed notebooks: `make clean-runs` (= `rm -rf runs/`). Each training run keeps "
