@@ -53,7 +53,7 @@ MD = common.RESULTS / "footprint.md"
 GNU_TIME = Path("/usr/bin/time")
 KEYS = ["paper", "profile", "repeat", "status", "wall_s", "peak_tree_gb", "peak_process_gb", "peak_process",
         "time_v_maxrss_gb", "disk_checkpoints_mb", "disk_other_mb", "checkpoint_runs", "largest_checkpoint_mb",
-        "s_per_step_max", "s_per_step_run", "train_runs", "load_start", "load_mean", "load_end", "overrides",
+        "s_per_step_max", "s_per_step_run", "s_per_step_sum", "train_runs", "load_start", "load_mean", "load_end", "overrides",
         "error", "date", "commit", "hardware"]
 GB, MB = 1024 ** 3, 1024 ** 2
 
@@ -221,7 +221,8 @@ def run_one(paper: str, profile: str, repeat: int, over: dict, args) -> dict:
                                       for c in ckpts)
         if trained:
             top = max(trained, key=lambda c: c["elapsed"] / c["step"])
-            row.update(s_per_step_max=round(top["elapsed"] / top["step"], 2), s_per_step_run=top["run"])
+            row.update(s_per_step_max=round(top["elapsed"] / top["step"], 2), s_per_step_run=top["run"],
+                       s_per_step_sum=round(sum(c["elapsed"] / c["step"] for c in trained), 2))
     finally:
         if args.keep:
             print(f"  kept {out_root}")
@@ -265,6 +266,13 @@ def _f(v, fmt=".1f") -> str:
         return format(float(v), fmt)
     except (TypeError, ValueError):
         return "n/a"
+
+
+def quick_steps(paper: str) -> int:
+    """The largest training step count of a paper's quick profile."""
+    from srcore import config
+    p = config.load(paper, "quick")
+    return max(v for k, v in p.items() if (k.endswith("_steps") or k == "steps") and k != "paper_steps")
 
 
 def peak_gb(row: dict) -> float:
@@ -314,7 +322,25 @@ def write_page() -> Path:
             lines.append(f"| {r['paper']} | {peak:.2f} | {_f(r['s_per_step_max'])} ({r['s_per_step_run'] or '-'}) | "
                          f"{_f(r['disk_checkpoints_mb'], '.0f')} ({r['checkpoint_runs'] or 0}) | "
                          f"{_f(r['largest_checkpoint_mb'], '.0f')} | {_f(r['wall_s'], '.0f')} | {r['load_mean']} | {status} |")
+        lines += ["", "A rough upper estimate of a full quick run's *training* on this CPU: the seconds per step of every "
+                  "training run the few-step run made, summed, times the largest step count of the quick profile "
+                  "(evaluation and figures come on top; runs the few-step run did not reach are missing, so a "
+                  "stopped run's estimate is low).", "",
+                  "| paper | training runs timed | sum of s/step | largest quick step count | estimate, hours |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in sorted(quick, key=lambda r: r["paper"]):
+            n = quick_steps(r["paper"])
+            total = float(r["s_per_step_sum"] or 0)
+            timed_runs = sum(1 for t in r["train_runs"].split("; ") if t and ": 0 steps" not in t)
+            lines.append(f"| {r['paper']} | {timed_runs} | {_f(total)} | {n} | {total * n / 3600:.1f} |")
         lines.append("")
+    install = [r for r in rows if r["profile"] == "install"]
+    if install:
+        r = install[-1]
+        lines += ["## Install", "",
+                  f"The virtual environment `make install` builds from requirements/lock.txt ({r['overrides']}): "
+                  f"{float(r['disk_other_mb']) / 1024:.1f} GB on disk"
+                  + (f", built in {float(r['wall_s']):.0f} s" if r["wall_s"] else "") + f". {r['error']}", ""]
     lines += ["## How memory is measured", "",
               "Peak memory is the largest of (1) the peak of the summed resident memory (RSS) of the process tree "
               "(`srcore.reproduce`, the notebook kernel it starts, and their children), sampled every 0.5 s with "
@@ -357,16 +383,25 @@ def main(argv=None):
     ap.add_argument("--first-repeat", type=int, default=1, help="number of the first smoke repeat (to add runs later)")
     ap.add_argument("--steps", type=int, default=2, help="quick: every *_steps parameter cut to this")
     ap.add_argument("--eval-images", type=int, default=1, help="quick: images per evaluation set")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="quick: one more override for srcore.reproduce -p (e.g. scales=[4] to reach the largest scale)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a run is stopped")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between memory samples")
     ap.add_argument("--keep", action="store_true", help="keep each run's out-root (printed)")
     ap.add_argument("--selftest", action="store_true", help="check the memory method, then stop")
     ap.add_argument("--report-only", action="store_true", help="rewrite results/footprint.md from the csv")
+    ap.add_argument("--install-venv", type=Path, help="record the size of this virtual environment (e.g. .venv)")
+    ap.add_argument("--install-seconds", type=float, help="with --install-venv: how long its `make install` took")
+    ap.add_argument("--install-note", default="", help="with --install-venv: how the time was measured")
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
     if args.selftest:
         return selftest(args)
+    if args.install_venv:
+        save_row({"paper": "(all)", "profile": "install", "repeat": 1, "status": "ok",
+                  "wall_s": args.install_seconds or "", "disk_other_mb": round(folder_bytes(args.install_venv) / MB),
+                  "overrides": str(args.install_venv.resolve()), "error": args.install_note})
     if not args.report_only:
         from srcore import reproduce
         papers = args.paper or reproduce.papers()
@@ -377,7 +412,9 @@ def main(argv=None):
                         save_row(run_one(paper, "smoke", i, {}, args))
                         write_page()
                 else:
-                    save_row(run_one(paper, profile, 1, few_step_overrides(paper, args.steps, args.eval_images), args))
+                    from srcore.reproduce import parse_override
+                    over = {**few_step_overrides(paper, args.steps, args.eval_images), **dict(map(parse_override, args.set))}
+                    save_row(run_one(paper, profile, 1, over, args))
                     write_page()
     print(f"wrote {write_page()} and {CSV}")
 
