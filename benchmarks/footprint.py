@@ -353,6 +353,10 @@ def write_page() -> Path:
               "- Checkpoints and executed notebooks: `make clean-runs` (= `rm -rf runs/`). Each training run keeps "
               "one `last.pt`, rewritten in place (srcore.train.Trainer.save), under "
               "`runs/<profile>/checkpoints/<paper>/`; `results/` is kept.",
+              "- The bicubic LR cache (srcore.data, on main from 2026-12-02 on): `$SRCORE_CACHE`, default "
+              "`~/.cache/srcore/lr_bicubic`; `rm -r ~/.cache/srcore/lr_bicubic` or "
+              "`python -c \"import srcore.data as d; d.clear_cache()\"`; `SRCORE_CACHE=none` turns it off. "
+              "The runs above predate it, so its size is not in the disk columns.",
               "- Downloaded weights (VGG, pyiqa's NIQE): torch's hub folder, `$TORCH_HOME` (default "
               "`~/.cache/torch`); datasets: `data/` (or `$SRCORE_DATA`).",
               "- The virtual environment: `rm -rf .venv` (rebuilt by the next `make`); pip's download cache: "
