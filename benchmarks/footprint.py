@@ -330,7 +330,9 @@ def write_page() -> Path:
                   "|---|---:|---:|---:|---:|"]
         for r in sorted(quick, key=lambda r: r["paper"]):
             n = quick_steps(r["paper"])
-            total = float(r["s_per_step_sum"] or 0)
+            # rows written before the s_per_step_sum column: the same sum from the per-run text
+            runs = re.findall(r": (\d+) steps ([\d.]+) s", r["train_runs"])
+            total = float(r["s_per_step_sum"] or sum(float(t) / int(n_) for n_, t in runs if int(n_)))
             timed_runs = sum(1 for t in r["train_runs"].split("; ") if t and ": 0 steps" not in t)
             lines.append(f"| {r['paper']} | {timed_runs} | {_f(total)} | {n} | {total * n / 3600:.1f} |")
         lines.append("")
