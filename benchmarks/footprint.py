@@ -286,12 +286,12 @@ def write_page() -> Path:
     quick = [r for r in rows if r["profile"] == "quick"]
     papers = sorted({r["paper"] for r in rows})
     lines = ["# Footprint: time, memory and disk per paper", "",
-             f"Written by `python benchmarks/footprint.py` (measurements {min((r['date'] for r in rows), default='')} "
+             (f"Written by `python benchmarks/footprint.py` (measurements {min((r['date'] for r in rows), default='')} "
              f"to {max((r['date'] for r in rows), default='')}, commit {rows[-1]['commit'] if rows else ''}); "
-             "every row of `results/footprint.csv` is one run of `python -m srcore.reproduce` for one paper.", "",
-             f"Machine: {rows[-1]['hardware'] if rows else hardware()}. The 1-minute load average during each run is "
+             "every row of `results/footprint.csv` is one run of `python -m srcore.reproduce` for one paper."), "",
+             (f"Machine: {rows[-1]['hardware'] if rows else hardware()}. The 1-minute load average during each run is "
              "in the tables: above 2 means other jobs shared the two cores, so wall times are upper bounds "
-             "(on an idle machine expect them shorter, roughly in proportion).", ""]
+             "(on an idle machine expect them shorter, roughly in proportion)."), ""]
     if smoke:
         lines += ["## Smoke profile (CPU, tiny widths, the default of `make reproduce` without a GPU)", "",
                   "| paper | wall s (min of runs) | runs | peak memory GB | disk: checkpoints MB | disk: rest MB | load avg | status |",
@@ -310,10 +310,10 @@ def write_page() -> Path:
         lines.append("")
     if quick:
         lines += ["## Quick profile at its real widths, a few training steps (CPU)", "",
-                  "Every step count cut to a few steps and 1 image per evaluation set (the `-p` overrides are in the "
+                  ("Every step count cut to a few steps and 1 image per evaluation set (the `-p` overrides are in the "
                   "csv): the memory and checkpoint sizes are those of a full quick run; the wall time is not. "
                   "Seconds per step: the slowest training run of the paper (named), from its checkpoint's own "
-                  "clock (training only).", "",
+                  "clock (training only)."), "",
                   "| paper | peak memory GB | s/step on this CPU (run) | checkpoints MB (runs) | largest checkpoint MB | wall s | load avg | status |",
                   "|---|---:|---|---:|---:|---:|---:|---|"]
         for r in sorted(quick, key=lambda r: r["paper"]):
@@ -322,10 +322,10 @@ def write_page() -> Path:
             lines.append(f"| {r['paper']} | {peak:.2f} | {_f(r['s_per_step_max'])} ({r['s_per_step_run'] or '-'}) | "
                          f"{_f(r['disk_checkpoints_mb'], '.0f')} ({r['checkpoint_runs'] or 0}) | "
                          f"{_f(r['largest_checkpoint_mb'], '.0f')} | {_f(r['wall_s'], '.0f')} | {r['load_mean']} | {status} |")
-        lines += ["", "A rough upper estimate of a full quick run's *training* on this CPU: the seconds per step of every "
+        lines += ["", ("A rough upper estimate of a full quick run's *training* on this CPU: the seconds per step of every "
                   "training run the few-step run made, summed, times the largest step count of the quick profile "
                   "(evaluation and figures come on top; runs the few-step run did not reach are missing, so a "
-                  "stopped run's estimate is low).", "",
+                  "stopped run's estimate is low)."), "",
                   "| paper | training runs timed | sum of s/step | largest quick step count | estimate, hours |",
                   "|---|---:|---:|---:|---:|"]
         for r in sorted(quick, key=lambda r: r["paper"]):
@@ -344,25 +344,25 @@ def write_page() -> Path:
                   f"{float(r['disk_other_mb']) / 1024:.1f} GB on disk"
                   + (f", built in {float(r['wall_s']):.0f} s" if r["wall_s"] else "") + f". {r['error']}", ""]
     lines += ["## How memory is measured", "",
-              "Peak memory is the largest of (1) the peak of the summed resident memory (RSS) of the process tree "
+              ("Peak memory is the largest of (1) the peak of the summed resident memory (RSS) of the process tree "
               "(`srcore.reproduce`, the notebook kernel it starts, and their children), sampled every 0.5 s with "
               "psutil, and (2) the largest per-process high-water mark (`VmHWM` in /proc, which the kernel keeps, "
               "so spikes between samples are not missed; `peak_process` in the csv names the process, `kernel` "
               "being the notebook) and (3) GNU `/usr/bin/time -v`'s maximum RSS (`time_v_maxrss_gb`: the largest "
               "single process it waited for, kernel included, up to its exit). `--selftest` checks the method on a 1.5 GB "
-              "allocation made by a grandchild process.", "",
+              "allocation made by a grandchild process."), "",
               "## Cleaning up", "",
-              "- Checkpoints and executed notebooks: `make clean-runs` (= `rm -rf runs/`). Each training run keeps "
+              ("- Checkpoints and executed notebooks: `make clean-runs` (= `rm -rf runs/`). Each training run keeps "
               "one `last.pt`, rewritten in place (srcore.train.Trainer.save), under "
-              "`runs/<profile>/checkpoints/<paper>/`; `results/` is kept.",
-              "- The bicubic LR cache (srcore.data, on main from 2026-12-02 on): `$SRCORE_CACHE`, default "
+              "`runs/<profile>/checkpoints/<paper>/`; `results/` is kept."),
+              ("- The bicubic LR cache (srcore.data, on main from 2026-12-02 on): `$SRCORE_CACHE`, default "
               "`~/.cache/srcore/lr_bicubic`; `rm -r ~/.cache/srcore/lr_bicubic` or "
               "`python -c \"import srcore.data as d; d.clear_cache()\"`; `SRCORE_CACHE=none` turns it off. "
-              "The runs above predate it, so its size is not in the disk columns.",
-              "- Downloaded weights (VGG, pyiqa's NIQE): torch's hub folder, `$TORCH_HOME` (default "
-              "`~/.cache/torch`); datasets: `data/` (or `$SRCORE_DATA`).",
-              "- The virtual environment: `rm -rf .venv` (rebuilt by the next `make`); pip's download cache: "
-              "`python -m pip cache purge` (or `~/.cache/pip`).", ""]
+              "The runs above predate it, so its size is not in the disk columns."),
+              ("- Downloaded weights (VGG, pyiqa's NIQE): torch's hub folder, `$TORCH_HOME` (default "
+              "`~/.cache/torch`); datasets: `data/` (or `$SRCORE_DATA`)."),
+              ("- The virtual environment: `rm -rf .venv` (rebuilt by the next `make`); pip's download cache: "
+              "`python -m pip cache purge` (or `~/.cache/pip`)."), ""]
     MD.write_text("\n".join(lines))
     return MD
 
