@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srcore import config
-from srcore.download import default_data_root
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = PROJECT_ROOT / ".whl"  # ignored by git; one folder per Python version

@@ -329,7 +329,7 @@ def results_page(folder: Path, figures=()) -> str:
     data = prov.get("data", {})
     runs = prov.get("runs", {})
     lines = [f"# {paper}: published and reproduced", "",
-             f"Written by `srcore.report` from `values.csv` and `provenance.json` (do not edit by hand).", "",
+             "Written by `srcore.report` from `values.csv` and `provenance.json` (do not edit by hand).", "",
              "## What was run", "",
              f"* profile **{prov.get('profile')}** on {prov.get('device', 'unknown device')}, commit `{prov.get('commit')}`, "
              f"{prov.get('started', '')} to {prov.get('finished', '')}",

@@ -60,3 +60,15 @@ def execute(paper: str, out_dir: Path, **parameters) -> Path:
 def provenance(out: Path) -> dict:
     import json
     return json.loads((out / "provenance.json").read_text())
+
+
+def run_paper_notebook(paper: str, out: Path, **parameters):
+    """A paper's notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
+    import json
+
+    import papermill as pm
+
+    from srcore import reproduce
+    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{paper}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
+    return read_values(out), json.loads((out / "provenance.json").read_text())

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from srcore import losses, nets, weights
-from conftest import read_values
+from conftest import read_values, run_paper_notebook
 
 PAPER = "baek2024_esrgan_prune_kd"
 sp = lambda x: math.log1p(math.exp(x))  # softplus: BCE-with-logits of logit z against "real" is sp(-z), against "fake" sp(z)
@@ -299,13 +299,7 @@ def test_baek_recorded_values(smoke_run):
 
 
 def run_notebook(out, **parameters):
-    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
-    import papermill as pm
-
-    from srcore import reproduce
-    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
-                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
-    return read_values(out), json.loads((out / "provenance.json").read_text())
+    return run_paper_notebook(PAPER, out, **parameters)
 
 
 @pytest.mark.notebook

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from srcore import losses, nets, subjective, weights
-from conftest import read_values
+from conftest import read_values, run_paper_notebook
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -289,13 +289,7 @@ def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data
 
 
 def run_notebook(out, **parameters):
-    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
-    import papermill as pm
-
-    from srcore import reproduce
-    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
-                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
-    return read_values(out), json.loads((out / "provenance.json").read_text())
+    return run_paper_notebook(PAPER, out, **parameters)
 
 
 @pytest.mark.notebook

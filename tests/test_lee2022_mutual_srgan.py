@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from srcore import config, losses, nets, weights
-from conftest import read_values
+from conftest import read_values, run_paper_notebook
 
 PAPER = "lee2022_mutual_srgan"
 LN4 = math.log(4.0)  # sigmoid(ln 4) = 4/5 = 0.8
@@ -187,13 +187,7 @@ def test_lee2022_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypat
 
 
 def run_notebook(out, **parameters):
-    """The notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
-    import papermill as pm
-
-    from srcore import reproduce
-    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
-                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
-    return read_values(out), json.loads((out / "provenance.json").read_text())
+    return run_paper_notebook(PAPER, out, **parameters)
 
 
 @pytest.mark.notebook

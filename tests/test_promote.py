@@ -188,7 +188,7 @@ def test_runner_promotes_or_says_why_and_sums_up(tmp_path, runner, committed, ca
     assert "Table 1 Set5 x2 SqueezeSR PSNR: 4000 training steps -> 3" in out
     lines = out[out.index("summary (quick profile):"):].splitlines()
     assert lines[1].split() == [PAPER, str(tmp_path / "runs" / "quick" / PAPER / "README.md")]  # the run's page
-    assert lines[2].split(maxsplit=1)[1] == f"left as it is: 1 published value(s) or file(s) would be lost"
+    assert lines[2].split(maxsplit=1)[1] == "left as it is: 1 published value(s) or file(s) would be lost"
     assert lines[3].split(maxsplit=1) == ["moon2023_clsd", "FAILED: RuntimeError: ValueError: boom"]
     executed = tmp_path / "runs" / "quick" / "executed" / "moon2023_clsd.ipynb"
     assert lines[4].strip() == f"traceback in the executed notebook {executed}"
