@@ -188,6 +188,8 @@ class Results:
         self.provenance.setdefault("commit", git_commit())
         self.provenance.setdefault("torch", torch.__version__)
         self.provenance.setdefault("python", sys.version.split()[0])
+        self.provenance.setdefault("packages", package_versions())
+        self.provenance.setdefault("lock_sha256", lock_sha256())  # requirements/lock.txt: the versions CI tested
 
     def record(self, table, dataset, scale, method, metric, value: float, *, train_set="", steps="", note="") -> None:
         """A number we produced. Keys equal to a published row's fill that row; others become extra rows."""

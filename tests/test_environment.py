@@ -75,7 +75,9 @@ def test_environment_yml_installs_the_lock():
         f"conda packages besides python and pip would not be the lock's versions: {conda_pkgs}"
 
 
-def test_lock_hash_is_the_files_sha256():
+def test_provenance_records_the_locks_hash_beside_the_versions(tmp_path):
     assert report.lock_sha256() == hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    versions = report.package_versions()
-    assert versions["torch"] == metadata.version("torch")
+    prov = report.Results("seo_squeezesr_kd", "smoke", tmp_path / "out").provenance
+    assert prov["lock_sha256"] == hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    assert prov["packages"]["torch"] == metadata.version("torch") and prov["torch"].startswith(metadata.version("torch"))
+    assert prov["packages"]["numpy"] == metadata.version("numpy")
