@@ -156,11 +156,10 @@ def _one_of(name, value, allowed, params, among=None):
 def _one_of_or_file(name, value, allowed, params):
     """One of ``allowed`` or an existing file, found as srcore.releases.resolve finds it: the path as
     given (relative: to the working folder), and a bare file name also in $SRCORE_WEIGHTS."""
-    from srcore.weights import user_dir
+    from srcore.releases import candidate_paths
     if value in allowed:
         return None
-    given = Path(value).expanduser() if isinstance(value, str) and value else None
-    tried = [] if given is None else [given] if given.is_absolute() or given.parent != Path(".") else [given, user_dir() / given]
+    tried = candidate_paths(value) if isinstance(value, str) and value else []
     if not any(p.is_file() for p in tried):
         return (f"{name}={_show(value)} is neither one of {_show(allowed)} nor an existing file "
                 f"(looked for {', '.join(map(str, tried)) or 'nothing'}); allowed: {_show(allowed)} or a file's path")

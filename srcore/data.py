@@ -52,10 +52,16 @@ def check_scale(scale) -> int:
     return int(scale)
 
 
+def _data_env() -> tuple[str, bool]:
+    """``$SRCORE_DATA`` ("" when unset) and whether it says "none" (run as if there were no data)."""
+    env = os.environ.get("SRCORE_DATA") or ""
+    return env, env.lower() == NO_DATA
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`srcore.download.default_data_root`; it must exist."""
-    env = os.environ.get("SRCORE_DATA")
-    if root is None and env is not None and env.lower() == NO_DATA:
+    env, none = _data_env()
+    if root is None and none:
         raise DataError("SRCORE_DATA=none: no data root (smoke runs use the embedded photos)")
     source = "root" if root is not None else "SRCORE_DATA" if env else None
     path = Path(root if root is not None else env or default_data_root())
@@ -74,8 +80,8 @@ def find_root(root: str | os.PathLike | None = None, *, benchmarks=(), train_set
     root was asked for at all (neither ``root`` nor ``$SRCORE_DATA``). A root that was asked for
     and is missing or incomplete is an error naming what it lacks.
     """
-    env = os.environ.get("SRCORE_DATA") or ""
-    configured = root is not None or (bool(env) and env.lower() != NO_DATA)
+    env, none = _data_env()
+    configured = root is not None or (bool(env) and not none)
     try:
         path = data_root(root)
         missing = [f"benchmark/{s}/HR" for s in benchmarks if not (path / "benchmark" / s / "HR").is_dir()]

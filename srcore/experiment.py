@@ -56,13 +56,6 @@ def settings_key(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _checkpoint_step(run_dir: Path) -> int:
-    path = run_dir / "last.pt"
-    if not path.is_file():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
-
-
 def l1_step(t: train.Trainer, batch) -> dict:
     """The plain step: L1(net(LR), HR) for ``t.nets["net"]`` with optimiser "net" (EDSR's loss; the loss in float32)."""
     lr, hr = batch
@@ -265,15 +258,15 @@ class Experiment:
         if train.is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "settings.json").write_text(json.dumps({"key": key, **shape}, indent=2, default=str) + "\n")
-        before = _checkpoint_step(run_dir)
         if batches is None:
             batches = data.PatchSampler(self.train_set(scale), P.batch_size, seed=P.seed)
         trainer.fit(batches)
+        before = trainer.resumed_at
         trainer.name, trainer.key, trainer.settings = name, key, shape
         trainer.trained_steps = trainer.step - before
         trainer.reused = before >= steps
         trainer.notes = [n for d in depends_on for n in d.notes]
-        if getattr(trainer, "stopped_early", False):
+        if trainer.stopped_early:
             trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes') or 0:g})")
         what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
                 f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
@@ -283,7 +276,7 @@ class Experiment:
             "name": name, "scale": scale, "key": key, "folder": str(run_dir), "steps": trainer.step, "planned_steps": steps,
             "trained_steps": earlier.get("trained_steps", 0) + trainer.trained_steps,
             "reused": earlier.get("reused", trainer.reused),
-            "stopped_early": bool(getattr(trainer, "stopped_early", False)), "depends_on": shape["depends_on"]}
+            "stopped_early": trainer.stopped_early, "depends_on": shape["depends_on"]}
         return trainer
 
     def content_loss(self, kind: str, *, symbol: str = "l_c", **kw):
@@ -316,7 +309,7 @@ class Experiment:
         spec = self.P.get("teacher_weights", "train")
         if spec == "train":
             return None
-        from srcore import releases  # branch a-weights
+        from srcore import releases
         net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
         run = Pretrained(name, net.to(self.device).eval(), info)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info

@@ -135,16 +135,8 @@ def _prepare_torch(sr: torch.Tensor, hr, crop_border: int, y_channel: bool) -> t
     elif not isinstance(hr, torch.Tensor) or hr.dtype != torch.uint8:
         raise TypeError(f"hr must be a uint8 numpy array or tensor, got {getattr(hr, 'dtype', type(hr).__name__)}")
     hr = hr.to(sr.device)
-    if sr.shape != hr.shape:
-        raise ValueError(f"sr and hr shapes differ: sr {tuple(sr.shape)} vs hr {tuple(hr.shape)}")
-    if not (sr.ndim == 2 or (sr.ndim == 3 and sr.shape[2] in (1, 3))):
-        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) images, got shape {tuple(sr.shape)}")
-    crop = int(crop_border)
-    if crop != crop_border or crop < 0:
-        raise ValueError(f"crop_border must be an integer >= 0, got {crop_border!r}")
+    crop = _checked_crop(tuple(sr.shape), tuple(hr.shape), crop_border)
     h, w = sr.shape[:2]
-    if 2 * crop >= min(h, w):
-        raise ValueError(f"crop_border {crop} leaves nothing of a {h}x{w} image")
 
     def convert(img: torch.Tensor) -> torch.Tensor:
         img = img.to(torch.float64)
@@ -165,20 +157,27 @@ def _check_uint8(img, name: str) -> None:
         raise TypeError(f"{name} must be uint8 in [0, 255] (quantise SR output first), got {img.dtype}")
 
 
+def _checked_crop(sr_shape: tuple, hr_shape: tuple, crop_border) -> int:
+    """The crop, once the pair's shapes and the crop are checked (the same rules for NumPy and torch)."""
+    if sr_shape != hr_shape:
+        raise ValueError(f"sr and hr shapes differ: sr {sr_shape} vs hr {hr_shape}")
+    if not (len(sr_shape) == 2 or (len(sr_shape) == 3 and sr_shape[2] in (1, 3))):
+        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) images, got shape {sr_shape}")
+    crop = int(crop_border)
+    if crop != crop_border or crop < 0:
+        raise ValueError(f"crop_border must be an integer >= 0, got {crop_border!r}")
+    h, w = sr_shape[:2]
+    if 2 * crop >= min(h, w):
+        raise ValueError(f"crop_border {crop} leaves nothing of a {h}x{w} image")
+    return crop
+
+
 def _prepare(sr, hr, crop_border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
     """Checked, converted and cropped float64 (H, W, C) pair; C is 1 (Y or gray) or 3 (RGB)."""
     _check_uint8(sr, "sr")
     _check_uint8(hr, "hr")
-    if sr.shape != hr.shape:
-        raise ValueError(f"sr and hr shapes differ: sr {sr.shape} vs hr {hr.shape}")
-    if not (sr.ndim == 2 or (sr.ndim == 3 and sr.shape[2] in (1, 3))):
-        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) images, got shape {sr.shape}")
-    crop = int(crop_border)
-    if crop != crop_border or crop < 0:
-        raise ValueError(f"crop_border must be an integer >= 0, got {crop_border!r}")
+    crop = _checked_crop(sr.shape, hr.shape, crop_border)
     h, w = sr.shape[:2]
-    if 2 * crop >= min(h, w):
-        raise ValueError(f"crop_border {crop} leaves nothing of a {h}x{w} image")
 
     def convert(img: np.ndarray) -> np.ndarray:
         if img.ndim == 2:

@@ -19,11 +19,10 @@ on every download and every load. Sizes are None for the same reason.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from srcore.weights import WeightsUnavailable, user_dir
+from srcore.weights import WeightsUnavailable, file_sha256, user_dir
 
 ROLES = ("teacher", "student-reference", "teacher-discriminator", "reference")
 
@@ -121,14 +120,6 @@ def locate(release: Release) -> Path | None:
     return path if path.is_file() else None
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ChecksumMismatch(ValueError):
     """A release file whose SHA-256 differs from the catalogue's."""
 
@@ -139,7 +130,7 @@ def verify(path: Path, release: Release | None) -> str:
     if release is not None and release.size is not None and path.stat().st_size != release.size:
         raise ChecksumMismatch(f"{path} has {path.stat().st_size} bytes, the release {release.name} "
                                f"{release.size}: an incomplete or different file; download it again ({release.url})")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if release is not None and release.sha256 is not None and digest != release.sha256.lower():
         raise ChecksumMismatch(f"{path} has SHA-256 {digest}, the release {release.name} {release.sha256}: "
                                f"a different or damaged file; download it again ({release.url})")
@@ -151,6 +142,13 @@ def _missing(what: str, files: list[str], folders: list[Path], urls: list[str]) 
         f"{what}: {' or '.join(files)} not found in {', '.join(str(f) for f in folders)}. "
         f"Put the file there (set $SRCORE_WEIGHTS to another folder if you keep it elsewhere; "
         f"`python -m srcore.download release <name>` fetches it); it is published at {' or '.join(urls)}")
+
+
+def candidate_paths(spec: str) -> list[Path]:
+    """Where a file given by path is looked for: the path as given (relative: to the working folder),
+    and a bare file name also in $SRCORE_WEIGHTS."""
+    given = Path(spec).expanduser()
+    return [given] if given.is_absolute() or given.parent != Path(".") else [given, user_dir() / given]
 
 
 def resolve(spec: str, *, paper: str, scale: int, role: str = "teacher") -> tuple[Path, Release | None]:
@@ -172,11 +170,10 @@ def resolve(spec: str, *, paper: str, scale: int, role: str = "teacher") -> tupl
                        [r.url for r in candidates])
     if spec in ("", "train"):
         raise ValueError(f"{spec!r} names no file: 'train' means the notebook trains the teacher itself")
-    given = Path(spec).expanduser()
-    tried = [given] if given.is_absolute() or given.parent != Path(".") else [given, user_dir() / given]
+    tried = candidate_paths(spec)
     path = next((p for p in tried if p.is_file()), None)
     if path is None:
-        raise _missing(f"teacher weights for {paper}", [given.name], [p.parent.resolve() for p in tried], [spec])
+        raise _missing(f"teacher weights for {paper}", [tried[0].name], [p.parent.resolve() for p in tried], [spec])
     release = next((r for r in RELEASES.values() if r.file == path.name), None)
     return path, release
 

@@ -314,6 +314,22 @@ class Results:
 
 # --- results pages: written from values.csv and provenance.json, never by hand -------------------------------
 
+def _read_values(path: Path) -> pd.DataFrame:
+    """A values.csv with ``scale`` and ``published`` as the strings they are, empty numbers as NaN."""
+    return pd.read_csv(path, dtype={"scale": str, "published": str}, keep_default_na=False,
+                       na_values={"reproduced": [""], "delta": [""]})
+
+
+def _body(md: Path) -> str:
+    """A table's Markdown without its "# title" line (the page gives its own heading)."""
+    text = md.read_text()
+    return (text.split("\n", 2)[2] if text.startswith("# ") else text).strip()
+
+
+def _results_root(results_root) -> Path:
+    return Path(results_root) if results_root is not None else PROJECT_ROOT / "results"
+
+
 def _na_reasons(values: pd.DataFrame) -> pd.Series:
     """Count of published values per n/a reason (status text without the "n/a: " prefix)."""
     na = values[(values["published"].astype(str) != "") & values["published"].notna() & (values["status"] != "reproduced")]
@@ -325,8 +341,7 @@ def results_page(folder: Path, figures=()) -> str:
     (published | ours | delta), the figures inline, the claims check, the reasons for n/a."""
     folder = Path(folder)
     prov = json.loads((folder / "provenance.json").read_text())
-    values = pd.read_csv(folder / "values.csv", dtype={"scale": str, "published": str}, keep_default_na=False,
-                         na_values={"reproduced": [""], "delta": [""]})
+    values = _read_values(folder / "values.csv")
     paper = prov.get("paper", folder.name)
     data = prov.get("data", {})
     runs = prov.get("runs", {})
@@ -351,15 +366,13 @@ def results_page(folder: Path, figures=()) -> str:
     for table in dict.fromkeys(pub["table"]):
         md = folder / "tables" / f"{table.lower().replace(' ', '_')}.md"
         if md.is_file():
-            body = md.read_text().split("\n", 2)[2] if md.read_text().startswith("# ") else md.read_text()
-            lines += [f"## {table}", "", body.strip(), ""]
+            lines += [f"## {table}", "", _body(md), ""]
     for name in figures:
         lines += [f"## Figure: {name}", "", f"![{name}](figures/{name}.png)", "",
                   f"The numbers behind it: [figures/{name}.csv](figures/{name}.csv).", ""]
     claims = folder / "tables" / "claims.md"
     if claims.is_file():
-        text = claims.read_text()
-        lines += ["## Claims check", "", (text.split("\n", 2)[2] if text.startswith("# ") else text).strip(), ""]
+        lines += ["## Claims check", "", _body(claims), ""]
     reasons = _na_reasons(values)
     lines += ["## Why values are n/a", ""]
     lines += [f"* {n} x {why}" for why, n in reasons.items()] or ["* none: every published value was reproduced"]
@@ -371,12 +384,11 @@ def results_page(folder: Path, figures=()) -> str:
 def write_summary(results_root: str | os.PathLike | None = None) -> Path:
     """``results/README.md``: one row per paper (published values, reproduced, n/a by reason, the
     largest |delta| among reproduced cells, profile, date), from each ``<paper>/values.csv``."""
-    root = Path(results_root) if results_root is not None else PROJECT_ROOT / "results"
+    root = _results_root(results_root)
     rows = []
     for values_csv in sorted(root.glob("*/values.csv")):
         folder = values_csv.parent
-        values = pd.read_csv(values_csv, dtype={"scale": str, "published": str}, keep_default_na=False,
-                             na_values={"reproduced": [""], "delta": [""]})
+        values = _read_values(values_csv)
         prov_path = folder / "provenance.json"
         prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
         pub = values[values["published"] != ""]
@@ -406,7 +418,7 @@ def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
     For results written before pages existed, or after a change to the page's layout:
     ``python -m srcore.report``. The numbers are not touched.
     """
-    root = Path(results_root) if results_root is not None else PROJECT_ROOT / "results"
+    root = _results_root(results_root)
     pages = []
     for values_csv in sorted(root.glob("*/values.csv")):
         folder = values_csv.parent

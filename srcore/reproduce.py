@@ -136,8 +136,7 @@ def summary(profile: str, outcome: dict[str, dict]) -> str:
             lines.append(f"  {'':<{width}}  traceback in the executed notebook {o['executed']}")
             continue
         folder = o["folder"]
-        page = next((folder / n for n in ("README.md", "index.md") if (folder / n).is_file()), folder / "values.csv")
-        lines.append(f"  {paper:<{width}}  {page}")
+        lines.append(f"  {paper:<{width}}  {folder / 'README.md'}")  # the page Results.write makes
         if o.get("promoted"):
             lines.append(f"  {'':<{width}}  promoted into {RESULTS / paper}")
         elif "promoted" in o:

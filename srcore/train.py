@@ -309,6 +309,7 @@ class Trainer:
                            for name, opt in self.optimizers.items()}
         self.step = 0
         self.stopped_early = False  # set by fit when cfg.deadline passed or SIGTERM arrived before cfg.steps
+        self.resumed_at = 0  # the step fit started from: the last checkpoint's (cfg.steps: a finished run, nothing trained)
         self._stop_requested = False  # set by the SIGTERM handler that fit installs
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.log_rows: list[dict] = []
@@ -506,6 +507,7 @@ class Trainer:
 
     def _fit(self, data) -> None:
         resumed = self.load(data)
+        self.resumed_at = self.step
         if not resumed:
             seed_everything(self.cfg.seed + self.rank)
         # resumed: each rank's stream is the checkpoint's, so only the batch is split
