@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from srcore import bundle, config, nets  # noqa: E402
+from srcore.checkpoints import make_rrdbnet  # noqa: E402
 
 PEAK = 790e12          # bf16 dense, measured on an H200 of this workplace (KINDS.md)
 EFFICIENCY = 0.30      # what convolutional SR training reaches of it (assumed)
@@ -83,11 +84,6 @@ class Call:
     scales: list[int] | None
     runs: list[Run]
     evaluated: list[tuple[callable, int]] = field(default_factory=list)  # (make, scale) of each evaluated network
-
-
-def rrdbnet(n_feats: int, n_blocks: int, growth: int, scale: int = 4) -> nn.Module:
-    """The one place that spells RRDBNet's config (ESRGAN's nf/nb/gc, n_feats/n_blocks/growth since branch b2)."""
-    return nets.RRDBNet(nets.RRDBNetConfig(n_feats=n_feats, n_blocks=n_blocks, growth=growth, scale=scale))
 
 
 def _w(width: int, tiny: bool) -> int:
@@ -205,14 +201,14 @@ def lee2022_runs(P, scales):
 def baek_runs(P, scales):
     x, hp = 4, P.hr_patch
     lp = hp // x
-    teacher = lambda t=False: rrdbnet(_w(P.teacher_nf, t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
+    teacher = lambda t=False: make_rrdbnet(_w(P.teacher_nf, t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
     d = Role(lambda t: nets.VGGStyleDiscriminator(_w(P.disc_feats, t), hp), hp, times=4, disc=True)
     runs = [Run("ESRGAN teacher", P.teacher_steps, [Role(teacher, lp), d])]
     ev = [(teacher, x)] * 4  # ESRGAN and its three pruned copies (dense masks: the same FLOPs)
     for m in P.methods:
         if m.startswith("Student_"):
             k = int(m.split("_")[1])
-            s = lambda t, k=k: rrdbnet(_w(P.student_feats[k], t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
+            s = lambda t, k=k: make_rrdbnet(_w(P.student_feats[k], t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
             runs.append(Run(m, P.distill_steps, [Role(s, lp), Role(teacher, lp, "frozen"), d]))
             ev.append((s, x))
     return runs, ev

@@ -166,11 +166,6 @@ def code_files(root: Path = PROJECT_ROOT) -> list[str]:
             and (root / f).is_file()]
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> str:
-    from srcore.report import git_commit as commit  # noqa: PLC0415 (torch: only when bundling)
-    return commit()
-
-
 # --- wheels ---------------------------------------------------------------------------------------
 def _pip_download(requirements: list[str], dest: Path, python_version: str, no_deps: bool = False) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
@@ -360,6 +355,7 @@ def build(paper: str, out: str | os.PathLike, profile: str = "quick", scales: li
     for files in p.data.values():
         for f in files:
             _copy(p.data_root / f, out / "data" / f)
+    from srcore.report import git_commit  # late: it imports torch
     commit = git_commit()
     manifest = {
         "paper": paper, "profile": profile, "overrides": p.overrides, "commit": commit,

@@ -249,7 +249,7 @@ def build_srcore_edsr(sd: dict, *, res_scale: float | None = None) -> nets.EDSR:
 # RRDBNet -------------------------------------------------------------------------------------
 
 def make_rrdbnet(n_feats: int, n_blocks: int, growth: int) -> nets.RRDBNet:
-    """srcore's RRDBNet (x4) of the given width, depth and growth: the one place that names its config fields."""
+    """srcore's RRDBNet (x4) of the given width, depth and growth (ESRGAN's nf, nb, gc)."""
     return nets.RRDBNet(nets.RRDBNetConfig(n_feats=n_feats, n_blocks=n_blocks, growth=growth, scale=4))
 
 

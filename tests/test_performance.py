@@ -193,16 +193,20 @@ def ddp_worker(rank, world, port, out_dir, steps):
     torch.distributed.destroy_process_group()
 
 
-def test_two_processes_match_one_process_on_the_combined_batch(tmp_path):
-    steps = 5
-    ctx = mp.start_processes(ddp_worker, args=(2, free_port(), tmp_path, steps), nprocs=2, join=False,
-                             start_method="spawn")
-    deadline = time.monotonic() + 240
+def run_two_processes(worker, *args, timeout: float = 240):
+    """``worker(rank, 2, port, *args)`` in 2 spawned processes (gloo on loopback); fails after ``timeout`` s."""
+    ctx = mp.start_processes(worker, args=(2, free_port(), *args), nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout
     while not ctx.join(timeout=5):
         if time.monotonic() > deadline:
             for p in ctx.processes:
                 p.kill()
-            pytest.fail("the 2-process run did not finish in 240 s")
+            pytest.fail(f"the 2-process run did not finish in {timeout:g} s")
+
+
+def test_two_processes_match_one_process_on_the_combined_batch(tmp_path):
+    steps = 5
+    run_two_processes(ddp_worker, tmp_path, steps)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)
     one = make_trainer(tmp_path / "one", steps).fit(CombinedBatches())
     ref = weights(one)
@@ -236,14 +240,7 @@ def sampler_worker(rank, world, port, out_dir):
 
 
 def test_two_processes_stop_together_at_a_deadline_and_resume_exactly(tmp_path):
-    ctx = mp.start_processes(sampler_worker, args=(2, free_port(), tmp_path), nprocs=2, join=False,
-                             start_method="spawn")
-    deadline = time.monotonic() + 240
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("the 2-process run did not finish in 240 s")
+    run_two_processes(sampler_worker, tmp_path)
     r = torch.load(tmp_path / "sampler.pt", weights_only=False)
     assert r["stopped"][:2] == (1, True)  # log_every=1: both ranks agree at the first step
     assert r["resumed"][:2] == r["uninterrupted"][:2] == (5, False)
