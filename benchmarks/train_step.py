@@ -103,7 +103,8 @@ def interleaved(net: nn.Module, v: Variant, batches, device, pairs: int, chunk: 
 
     net = copy.deepcopy(net)
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = train.TrainConfig(steps=warm + pairs * chunk + 1, amp=v.amp, channels_last=v.channels_last,
+        cfg = train.TrainConfig(steps=warm + pairs * chunk + 1, autocast="auto" if v.amp else "off",
+                                channels_last=v.channels_last,
                                 compile=v.compile, progress=progress)  # log_every, ckpt_every: the defaults
         t = train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, l1_step, cfg,
                           device=device, desc=f"train_step {v.name}")
@@ -128,7 +129,8 @@ def trainer_only(net: nn.Module, v: Variant, batches, device, steps: int, warm: 
             i += 1
 
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = train.TrainConfig(steps=warm + steps + 1, amp=v.amp, channels_last=v.channels_last, compile=v.compile,
+        cfg = train.TrainConfig(steps=warm + steps + 1, autocast="auto" if v.amp else "off",
+                                channels_last=v.channels_last, compile=v.compile,
                                 progress=False)
         train.Trainer(run_dir, {"G": net}, {"G": torch.optim.Adam(net.parameters(), 1e-4)}, l1_step, cfg,
                       device=device).fit(source())

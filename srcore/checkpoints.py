@@ -4,9 +4,9 @@ As chaiNNer's spandrel does, the user hands over a file, not a configuration: th
 recognised from key names and tensor shapes, widths/depths/scale are read off the tensors,
 and the values are converted to srcore's convention (``(B,3,h,w)`` in ``[0,1]``)::
 
-    net = srcore.nets.from_checkpoint("edsr_x2-0edfb8a3.pt")      # EDSR 32x256, res_scale 0.1
-    net = srcore.nets.from_checkpoint("RRDB_ESRGAN_x4.pth")       # RRDBNet 64/23/32
-    net = srcore.nets.from_checkpoint(torch.load(p), res_scale=1) # what the weights cannot tell
+    net = srcore.checkpoints.from_checkpoint("edsr_x2-0edfb8a3.pt")      # EDSR 32x256, res_scale 0.1
+    net = srcore.checkpoints.from_checkpoint("RRDB_ESRGAN_x4.pth")       # RRDBNet 64/23/32
+    net = srcore.checkpoints.from_checkpoint(torch.load(p), res_scale=1) # what the weights cannot tell
 
 Layouts (``LAYOUTS``, one entry each: a detector and a converter):
 

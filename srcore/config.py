@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 PROFILES = ("smoke", "quick", "paper")
-NOTEBOOK_PARAMETERS = ("profile", "out_dir")  # valid in every notebook besides the paper's own
+NOTEBOOK_PARAMETERS = ("profile", "out_dir", "ckpt_dir")  # valid in every notebook besides the paper's own
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
@@ -196,6 +196,8 @@ RULES = {  # rule name in a checks: section -> (kind, check(name, value, argumen
     "positive": ("list", lambda name, value, _, params: _in_range(name, value, "(0, inf)", params)),
     "nonnegative": ("list", lambda name, value, _, params: _in_range(name, value, "[0, inf)", params)),
     "nonempty": ("list", lambda name, value, _, params: None if value else f"{name}={_show(value)} is empty; allowed: a non-empty list"),
+    "distinct": ("list", lambda name, value, _, params: None if len(set(_names(value))) == len(_names(value)) else
+                 f"{name}={_show(value)} repeats a value; allowed: distinct values"),
     "sets": ("list", _sets),
     "images": ("list", _images),
     "range": ("map", lambda name, value, interval, params: _in_range(name, value, interval, params)),
@@ -272,7 +274,8 @@ def from_notebook(paper: str, namespace: dict) -> Params:
              if not k.startswith("_") and k not in _IPYTHON_NAMES
              and not isinstance(v, types.ModuleType) and not callable(v)}
     profile = given.pop("profile", "smoke")
-    out_dir = given.pop("out_dir", None)
+    folders = {k: given.pop(k, None) for k in ("out_dir", "ckpt_dir")}
     params = load(paper, profile, **given)
-    params["out_dir"] = Path(out_dir) if out_dir else None
+    for k, v in folders.items():  # where this run writes (None: runs/<profile>/...): not a parameter of the paper
+        params[k] = Path(v) if v else None
     return params

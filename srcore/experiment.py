@@ -16,76 +16,30 @@ after the parameters::
     exp.mark_unmeasured()
     exp.write()
 
-**One rule for reusing trained work.** Every trained run lives in
-``<checkpoints>/<paper>/<name>_x<scale>-<key>/`` where ``key`` hashes everything that shapes it:
-its name, scale and steps, the training parameters every paper shares (:data:`TRAINING_KEYS`,
-those present in ``P``), the paper's own ``shaped_by`` parameters, the data it trains on and
-the keys of the runs it ``depends_on`` (a student's key holds its teacher's). The folder's
-``settings.json`` holds what made the key. Change any of it and the run trains again in a new
-folder; the same settings load the finished run (the log and ``provenance["runs"]`` say
-"reused", 0 steps trained); ``retrain=true`` deletes the folder first.
+Trained runs are reused only under the same settings (:mod:`srcore.runs`: the key, the folder,
+``retrain``). With several ``seeds``, a notebook trains each run once per seed (``exp.fit(...,
+seed=s)``), evaluates every seed's networks and records each value per seed: ``values.csv`` holds
+their mean, sample standard deviation and count, ``values_per_seed.csv`` the values themselves
+(:mod:`srcore.seeds`).
+
+Under torchrun (``python -m srcore.reproduce --nproc-per-shard N``) every rank executes the
+notebook and trains; only rank 0 evaluates (the others receive its numbers) and writes.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from srcore import config, data, evaluate as _evaluate, report, train
-
-# Shared training parameters: part of every run's key when the paper has them.
-TRAINING_KEYS = ("train_sets", "train_limit", "small_images", "lr_patch", "hr_patch", "batch_size", "lr", "betas",
-                 "lr_milestones", "lr_gamma", "seed")
+from srcore import config, data, distributed, evaluate as _evaluate, report, runs, train
+from srcore.runs import Pretrained
 BENCHMARK_SIZES = {"Set5": 5, "Set14": 14, "BSD100": 100, "B100": 100, "Urban100": 100, "Manga109": 109}
 NO_DATA = "not measured (no data)"  # what tables and claims say when no benchmark data was found
 NO_DATA_STATUS = "n/a: benchmark data not found (smoke run on embedded images)"  # its values.csv status
-
-
-def settings_key(settings: dict) -> str:
-    """The 10-hex-digit key of a run's settings (JSON, sorted keys): the one place run folders are named."""
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def l1_step(t: train.Trainer, batch) -> dict:
-    """The plain step: L1(net(LR), HR) for ``t.nets["net"]`` with optimiser "net" (EDSR's loss; the loss in float32)."""
-    lr, hr = batch
-    with t.autocast():
-        sr = t.nets["net"](lr)
-    loss = F.l1_loss(sr.float(), hr)
-    t.backward_step("net", loss)
-    return {"l1": loss.detach()}  # read only on log steps: no GPU sync per step
-
-
-@dataclass
-class Pretrained:
-    """A network loaded from a released file instead of trained (``teacher_weights``): usable as a run.
-
-    ``info`` is :func:`srcore.releases.load_teacher`'s ``{"file", "path", "sha256", "release"}``.
-    """
-    name: str
-    net: nn.Module
-    info: dict
-    step: int = 0
-    trained_steps: int = 0
-    elapsed: float = 0.0
-    log_rows: list = field(default_factory=list)
-    reused: bool = True
-    stopped_early: bool = False
-
-    def __post_init__(self):
-        self.nets = {"net": self.net}
-        self.key = self.info["sha256"][:10]
-        self.notes = [f"{self.name} from {self.info['file']} (sha256 {self.info['sha256']})"]
 
 
 class Experiment:
@@ -100,26 +54,37 @@ class Experiment:
     def __init__(self, paper: str, P: config.Params):
         """``P`` from :func:`srcore.config.from_notebook` (already validated: methods, scales, ranges...)."""
         self.paper, self.P = paper, P
+        distributed.init_distributed()  # under torchrun: joined before anything waits for rank 0
         self.device = train.default_device()
-        train.seed_everything(P.seed)  # initial weights too: a run is the same every time, cached teachers or not
+        train.seed_everything(P.seed)  # what is not repeated over seeds; each trained run seeds itself (srcore.runs)
         if self.device.type == "cpu" and P.get("cpu_threads"):
             torch.set_num_threads(P.cpu_threads)
         self.started = time.time()
         minutes = P.get("max_minutes") or 0
-        self.deadline = self.started + 60 * minutes if minutes > 0 else None
+        deadline = self.started + 60 * minutes if minutes > 0 else None
         self.out = report.output_dir(paper, P.profile, P.out_dir)
         base = Path(P.out_dir).parent if P.out_dir else report.PROJECT_ROOT / "runs" / P.profile
-        self.ckpt_root = base / "checkpoints" / paper
+        self.ckpt_root = Path(P.ckpt_dir) if P.get("ckpt_dir") else base / "checkpoints" / paper
         self.results = report.Results(paper, P.profile, self.out, provenance={
-            "device": report.device_description(self.device), "parameters": dict(P),
+            "device": report.device_description(self.device), "world_size": distributed.world_size(),
+            "parameters": {k: v for k, v in P.items() if k not in ("out_dir", "ckpt_dir")},
             "overrides": P.overrides, "run_note": P.get("run_note", "")})
         self.provenance = self.results.provenance
-        self.provenance["runs"] = {}
+        self.runs = runs.Runs(paper, P, self.ckpt_root, self.device, deadline=deadline, train_set=self.train_set,
+                              data_label=lambda: getattr(self, "train_label", None))
+        self.provenance["runs"] = self.runs.entries
         self.root = None
         self.has_data = False
         self._train_sets: dict[int, data.TrainSet] = {}
-        self._retrained: set[Path] = set()
-        print(f"profile {P.profile} on {self.provenance['device']}; results -> {self.out}")
+        if distributed.is_main_process():
+            print(f"profile {P.profile} on {self.provenance['device']}"
+                  f"{f' x {distributed.world_size()} processes' if distributed.world_size() > 1 else ''}; "
+                  f"results -> {self.out}")
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every trained run is repeated over (``P.seeds``)."""
+        return list(self.P.get("seeds") or [self.P.seed])
 
     @property
     def parameters(self) -> pd.DataFrame:
@@ -204,80 +169,9 @@ class Experiment:
         return f"first {n} of {full} images" if n < full else ""
 
     # --- training -----------------------------------------------------------------------
-    def settings(self, name: str, *, steps: int, scale=None, shaped_by=(), depends_on=(), **extra) -> dict:
-        """Everything that shapes a run (what :func:`settings_key` hashes and settings.json holds)."""
-        P = self.P
-        missing = [k for k in shaped_by if k not in P]
-        if missing:
-            raise KeyError(f"shaped_by names {missing}, not parameters of {self.paper}")
-        keys = [k for k in TRAINING_KEYS if k in P] + [k for k in shaped_by if k not in TRAINING_KEYS]
-        return {"paper": self.paper, "name": name, "scale": scale, "steps": steps,
-                "data": getattr(self, "train_label", None), "parameters": {k: P[k] for k in keys},
-                "depends_on": {d.name: d.key for d in depends_on}, **extra}
-
-    def fit(self, name: str, nets, optimizers, step_fn, steps: int, *, scale=None,
-            shaped_by=(), depends_on=(), batches=None, settings: dict | None = None, **train_config) -> train.Trainer:
-        """Train ``nets`` with ``step_fn`` for ``steps`` steps in the run's keyed folder, or reuse it finished.
-
-        ``nets``: {name: module}, or better a function returning it: it is called after seeding with
-        ``P.seed``, so a run's initial weights depend on the seed alone, not on which earlier runs
-        were trained or loaded from cache in this session.
-        ``optimizers``: {name: optimizer}, a function of the built nets returning that, or None
-        for one Adam over every parameter of ``nets`` at ``P.lr`` named "net". ``shaped_by``: the paper's parameters that shape this run (the
-        shared :data:`TRAINING_KEYS` are added); ``depends_on``: runs (Trainers or
-        :class:`Pretrained`) whose weights it uses; ``settings``: anything else that shapes it
-        (e.g. ``{"head_blocks": 3}``). ``batches`` default to a PatchSampler over
-        :meth:`train_set` at ``scale``. ``train_config`` overrides TrainConfig fields.
-        Returns the Trainer, with ``name``, ``key``, ``settings``, ``reused``, ``trained_steps`` and
-        ``notes`` (this run's and its dependencies' notes, for every row it produces).
-        """
-        P = self.P
-        shape = self.settings(name, steps=steps, scale=scale, shaped_by=shaped_by, depends_on=depends_on, **(settings or {}))
-        key = settings_key(shape)
-        run_dir = self.ckpt_root / f"{name.replace('+', '_').replace(' ', '_')}{'' if scale is None else f'_x{scale}'}-{key}"
-        if P.get("retrain") and run_dir not in self._retrained:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            self._retrained.add(run_dir)
-        if callable(nets):
-            train.seed_everything(P.seed)
-            nets = nets()
-        if callable(optimizers):  # built from the seeded nets: one optimiser per network of a GAN, say
-            optimizers = optimizers(nets)
-        elif optimizers is None:
-            params = [p for m in nets.values() for p in m.parameters()]
-            optimizers = {"net": torch.optim.Adam(params, lr=P.lr, **({"betas": tuple(P.betas)} if "betas" in P else {}))}
-        cfg = dict(steps=steps, lr_milestones=tuple(P.get("lr_milestones", ())), lr_gamma=P.get("lr_gamma", 0.5),
-                   ckpt_every=P.get("ckpt_every", 1000), log_every=P.get("log_every", 10), seed=P.seed,
-                   progress=P.profile != "smoke", channels_last=P.get("channels_last", False),
-                   compile=P.get("compile", False))
-        if self.deadline is not None:
-            cfg["deadline"] = self.deadline
-        cfg.update(train_config)
-        trainer = train.Trainer(run_dir, nets, optimizers, step_fn, train.TrainConfig(**cfg), device=self.device,
-                                desc=run_dir.name)
-        if train.is_main_process():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "settings.json").write_text(json.dumps({"key": key, **shape}, indent=2, default=str) + "\n")
-        if batches is None:
-            batches = data.PatchSampler(self.train_set(scale), P.batch_size, seed=P.seed)
-        trainer.fit(batches)
-        before = trainer.resumed_at
-        trainer.name, trainer.key, trainer.settings = name, key, shape
-        trainer.trained_steps = trainer.step - before
-        trainer.reused = before >= steps
-        trainer.notes = [n for d in depends_on for n in d.notes]
-        if trainer.stopped_early:
-            trainer.notes.append(f"{name}: stopped early at step {trainer.step} of {steps} (max_minutes={P.get('max_minutes') or 0:g})")
-        what = ("reused finished run (same settings), 0 steps trained" if trainer.reused else
-                f"trained {trainer.trained_steps} steps" + (f" (resumed at {before})" if before else ""))
-        print(f"{name}{'' if scale is None else f' x{scale}'}: {what} -> {run_dir}")
-        earlier = self.provenance["runs"].get(run_dir.name, {})  # the same run asked for twice (e.g. Fig. 3's sweep)
-        self.provenance["runs"][run_dir.name] = {
-            "name": name, "scale": scale, "key": key, "folder": str(run_dir), "steps": trainer.step, "planned_steps": steps,
-            "trained_steps": earlier.get("trained_steps", 0) + trainer.trained_steps,
-            "reused": earlier.get("reused", trainer.reused),
-            "stopped_early": trainer.stopped_early, "depends_on": shape["depends_on"]}
-        return trainer
+    def fit(self, name: str, nets, optimizers, step_fn, steps: int, **kw) -> train.Trainer:
+        """Train a run in its keyed folder, or reuse it finished: :meth:`srcore.runs.Runs.fit` (``seed=s`` per seed)."""
+        return self.runs.fit(name, nets, optimizers, step_fn, steps, **kw)
 
     def content_loss(self, kind: str, *, symbol: str = "l_c", **kw):
         """SRGAN's content loss (:func:`srcore.losses.content_loss`) on this device, and its note for every trained row.
@@ -313,8 +207,7 @@ class Experiment:
         net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
         run = Pretrained(name, net.to(self.device).eval(), info)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
-        self.provenance["runs"][f"{name}_x{scale}-{run.key}"] = {"name": name, "scale": scale, "key": run.key,
-                                                                  "release": info, "trained_steps": 0, "reused": True}
+        self.runs.add_pretrained(run, scale)
         return run
 
     # --- evaluation ---------------------------------------------------------------------
@@ -328,40 +221,60 @@ class Experiment:
     def bicubic(scale: int):
         return lambda lr: _evaluate.bicubic_upscale(lr, scale)
 
-    def evaluate(self, methods: dict, *, sets=None, with_ssim: bool = True, metrics=("psnr", "ssim")):
-        """Evaluate ``methods`` ({name: scale -> (lr -> sr)}; a None from the factory skips that scale).
+    def seeded(self, run_of, key: str = "net") -> dict | None:
+        """{seed: lr -> sr} with the network of ``run_of(seed)`` for every seed that has a run; None if none has.
 
-        Returns (per_image, means): means has one row per dataset, scale, method with the mean
-        of ``metrics`` and ``ms``, ``n`` images and ``note`` ("first n of N images" or "").
+        What a method's factory returns for :meth:`evaluate` when its networks were trained per seed:
+        ``lambda x: exp.seeded(lambda s: runs.get((m, x, s)))``.
         """
-        per_image = []
-        for set_name, by_scale in (self.eval_sets if sets is None else sets).items():
+        ups = {s: self.upscaler(r, key) for s in self.seeds if (r := run_of(s)) is not None}
+        return ups or None
+
+    def evaluate(self, methods: dict, *, sets=None, with_ssim: bool = True, metrics=("psnr", "ssim")):
+        """Evaluate ``methods`` ({name: scale -> up}); ``up`` is ``lr -> sr``, ``{seed: lr -> sr}`` for networks
+        trained per seed (:meth:`seeded`), or None to skip that scale.
+
+        Returns (per_image, means): means has one row per dataset, scale, method and seed (``seed``
+        None for what no seed shapes, e.g. bicubic) with the mean of ``metrics`` and ``ms``, ``n``
+        images and ``note`` ("first n of N images" or ""). Under torchrun rank 0 evaluates and every
+        rank returns its numbers.
+        """
+        cols = [c for c in metrics if with_ssim or c != "ssim"]
+        result = None
+        if distributed.is_main_process():
+            result = self._evaluate(methods, self.eval_sets if sets is None else sets, with_ssim, cols)
+        return distributed.broadcast_object(result)
+
+    def _evaluate(self, methods, sets, with_ssim, cols):
+        per_image, rows = [], []
+        for set_name, by_scale in sets.items():
             for x, pairs in by_scale.items():
                 for m, make in methods.items():
                     up = make(x)
-                    if up is None:
-                        continue
-                    df, _ = _evaluate.evaluate(up, pairs, x, dataset=set_name, with_ssim=with_ssim, progress=False, warmup=False)
-                    per_image.append(df.assign(method=m))
-        cols = [c for c in metrics if with_ssim or c != "ssim"]
+                    for seed, fn in (up.items() if isinstance(up, dict) else [(None, up)] if up is not None else []):
+                        df, _ = _evaluate.evaluate(fn, pairs, x, dataset=set_name, with_ssim=with_ssim, progress=False,
+                                                   warmup=False)
+                        per_image.append(df.assign(method=m, seed=seed))
+                        rows.append({"dataset": set_name, "scale": x, "method": m, "seed": seed,
+                                     **df[[*cols, "ms"]].mean().to_dict(), "n": len(df),
+                                     "note": self.note_for(set_name, len(df))})
+        means = pd.DataFrame(rows, columns=["dataset", "scale", "method", "seed", *cols, "ms", "n", "note"])
         if not per_image:
-            return pd.DataFrame(columns=["dataset", "scale", "image", "method", *cols, "ms"]), \
-                pd.DataFrame(columns=["dataset", "scale", "method", *cols, "ms", "n", "note"])
+            return pd.DataFrame(columns=["dataset", "scale", "image", "method", "seed", *cols, "ms"]), means
         per_image = pd.concat(per_image, ignore_index=True)
-        g = per_image.groupby(["dataset", "scale", "method"], sort=False)
-        means = g[[*cols, "ms"]].mean().join(g.size().rename("n")).reset_index()
-        means["note"] = [self.note_for(r.dataset, r.n) for r in means.itertuples()]
+        means["seed"] = means["seed"].astype(object).where(means["seed"].notna(), None)
         return per_image, means
 
     # --- values -------------------------------------------------------------------------
     def record(self, table, dataset, scale, method, metric, value, *, run=None, note: str = "") -> None:
-        """One measured value; a trained ``run`` adds train_set, steps and its notes (stopped early, release file)."""
+        """One measured value; a trained ``run`` adds train_set, steps, its notes (stopped early, release file)
+        and its seed (a value per seed: the row holds their mean, sd and count)."""
         if run is None:
             self.results.record(table, dataset, scale, method, metric, value, note=note)
             return
         notes = "; ".join(filter(None, [note, *getattr(run, "notes", [])]))
         self.results.record(table, dataset, scale, method, metric, value, train_set=self.train_label,
-                            steps=run.step, note=notes)
+                            steps=run.step, note=notes, seed=getattr(run, "seed", None))
 
     @property
     def not_measured(self) -> str:
@@ -403,26 +316,35 @@ class Experiment:
             self.results.na(p.table, p.dataset, p.scale, p.method, p.metric, why)
 
     def training_summary(self, runs: dict, loss: str = "l1", label: str = "method"):
-        """The runs' steps, seconds and final ``loss`` as a table, and the loss curves as figure training_loss."""
+        """The runs' seeds, steps, seconds and final ``loss`` as a table, and the loss curves as figure training_loss.
+
+        ``runs``: {(method, scale): run} or, with seeds, {(method, scale, seed): run}; the curves are
+        those of the first seed.
+        """
         import matplotlib.pyplot as plt
 
-        table = pd.DataFrame([{label: m, "scale": x, "steps": r.step, "trained now": r.trained_steps,
+        keyed = {(k[0], k[1], k[2] if len(k) > 2 else getattr(r, "seed", None)): r for k, r in runs.items()}
+        table = pd.DataFrame([{label: m, "scale": x, "seed": s, "steps": r.step, "trained now": r.trained_steps,
                                "train_seconds": round(r.elapsed, 2), "s_per_step": r.elapsed / max(r.step, 1),
                                f"final_{loss}": r.log_rows[-1].get(loss, np.nan) if r.log_rows else np.nan}
-                              for (m, x), r in runs.items()],
-                             columns=[label, "scale", "steps", "trained now", "train_seconds", "s_per_step", f"final_{loss}"])
+                              for (m, x, s), r in keyed.items()],
+                             columns=[label, "scale", "seed", "steps", "trained now", "train_seconds", "s_per_step",
+                                      f"final_{loss}"])
         self.provenance["training"] = table.to_dict("records")
-        scales = list(dict.fromkeys(x for _, x in runs)) or list(self.P.get("scales", [self.P.get("scale")]))
+        first = self.seeds[0]
+        shown = {(m, x): r for (m, x, s), r in keyed.items() if s in (first, None)}
+        scales = list(dict.fromkeys(x for _, x in shown)) or list(self.P.get("scales", [self.P.get("scale")]))
         fig, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3), squeeze=False)
         curves = [pd.DataFrame(columns=[label, "scale", "step", loss])]
         for ax, x in zip(axes[0], scales):
-            for (m, s), r in runs.items():
+            for (m, s), r in shown.items():
                 if s == x and r.log_rows:
                     log = pd.DataFrame(r.log_rows)
                     ax.plot(log["step"], log[loss], label=m)
                     curves.append(log.assign(**{label: m, "scale": x})[[label, "scale", "step", loss]])
-            ax.set(title=f"x{x}", xlabel="step", ylabel=loss, yscale="log")
-            ax.legend(fontsize=7) if runs else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
+            ax.set(title=f"x{x}" + (f", seed {first}" if len(self.seeds) > 1 else ""), xlabel="step", ylabel=loss,
+                   yscale="log")
+            ax.legend(fontsize=7) if shown else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
         self.results.add_figure(fig, pd.concat(curves), "training_loss")
         return table
 
@@ -438,14 +360,18 @@ class Experiment:
     def write(self, show: str | None = None):
         """Write values.csv, the tables, figures, provenance and the results page; display table ``show``."""
         runs = self.provenance["runs"]
-        self.provenance["steps"] = {f"{r['name']}{'' if r.get('scale') is None else ' x' + str(r['scale'])}": r.get("steps", 0)
-                                    for r in runs.values()}
+        several = len(self.seeds) > 1
+        self.provenance["steps"] = {f"{r['name']}{'' if r.get('scale') is None else ' x' + str(r['scale'])}"
+                                    f"{' seed ' + str(r.get('seed')) if several and r.get('seed') is not None else ''}":
+                                    r.get("steps", 0) for r in runs.values()}
         self.provenance["reused_runs"] = sorted(k for k, r in runs.items() if r.get("reused"))
         self.provenance["trained_steps"] = sum(r.get("trained_steps", 0) for r in runs.values())
         written = self.results.write()
+        distributed.barrier()  # rank 0 has written; every rank reads the same files
         values = pd.read_csv(written / "values.csv")
-        print(f"wrote {written}: {len(values)} rows, {int((values.status == 'reproduced').sum())} reproduced; "
-              f"page {written / 'README.md'}")
+        if distributed.is_main_process():
+            print(f"wrote {written}: {len(values)} rows, {int((values.status == 'reproduced').sum())} reproduced; "
+                  f"page {written / 'README.md'}")
         if show:
             from IPython.display import Markdown, display
             display(Markdown((written / "tables" / f"{show}.md").read_text()))

@@ -604,10 +604,3 @@ class SRGANDiscriminator(nn.Module):
                              f"got {tuple(x.shape[-2:])}")
         return self.classifier(self.features(x))
 
-
-def from_checkpoint(checkpoint, **overrides) -> nn.Module:
-    """The srcore network held by an official or srcore checkpoint, on [0,1], in eval mode
-    (see :func:`srcore.checkpoints.from_checkpoint` for the layouts and overrides)."""
-    from srcore import checkpoints  # late: checkpoints imports this module
-
-    return checkpoints.from_checkpoint(checkpoint, **overrides)

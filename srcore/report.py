@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -28,11 +29,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from srcore import promote
+from srcore import promote, seeds
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["paper", "table", "dataset", "scale", "method", "metric"]
-COLUMNS = [*KEYS, "published", "reproduced", "delta", "status", "profile", "train_set", "steps", "commit", "note"]
+# values.csv: reproduced is the mean over seeds where a value was measured per seed (sd: their sample standard
+# deviation, empty for one seed; n_seeds: how many, empty for values that no seed shapes: counts, bicubic, ...)
+COLUMNS = [*KEYS, "published", "reproduced", "sd", "n_seeds", "delta", "status", "profile", "train_set", "steps",
+           "commit", "note"]
+SEED_COLUMNS = [*KEYS, "seed", "reproduced", "steps", "note"]  # values_per_seed.csv: every seed's value
 
 
 def published(paper: str | None = None) -> pd.DataFrame:
@@ -111,6 +116,37 @@ def device_description(device: torch.device | None = None) -> str:
     return f"CPU: {cpu}, {torch.get_num_threads()} threads"
 
 
+def _roots() -> list[tuple[str, str]]:
+    """This machine's folders a written file may mention, each with how a reader names it, longest first."""
+    import tempfile
+
+    from srcore import data, download, weights
+    env = os.environ.get("SRCORE_DATA", "")
+    named = [(PROJECT_ROOT, "."), (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~"),
+             (weights.user_dir(), "$SRCORE_WEIGHTS"), (download.DEFAULT_DATA_ROOT, "$SRCORE_DATA"),
+             (download.SIBLING_DATA_ROOT, "$SRCORE_DATA")]
+    if env and env.lower() != data.NO_DATA:
+        named.append((Path(env), "$SRCORE_DATA"))
+    if data.cache_dir() is not None:
+        named.append((data.cache_dir(), "$SRCORE_CACHE"))
+    roots = {}
+    for path, name in named:
+        for p in {str(path), str(Path(path).resolve())}:
+            if p not in ("", "/"):
+                roots[p.rstrip("/")] = name
+    return sorted(roots.items(), key=lambda kv: -len(kv[0]))
+
+
+def portable(text: str) -> str:
+    """``text`` with this machine's absolute paths written the way any reader can follow them: relative to
+    the checkout (``results/ratings/x.csv``), or under ``$SRCORE_DATA``, ``$SRCORE_WEIGHTS``,
+    ``$SRCORE_CACHE``, ``$TMPDIR`` or ``~``. What every written results file goes through."""
+    for root, name in _roots():
+        text = re.sub(re.escape(root) + r"(?=/|\b|$)(/)?", lambda m: ("" if name == "." and m.group(1) else
+                                                                         name + (m.group(1) or "")), text)
+    return text
+
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -169,7 +205,10 @@ def crop_row(axes, panels: dict, top: int, left: int, side: int, *, reference: s
 
 @dataclass
 class Results:
-    """The numbers, tables and figures of one run of one paper's notebook."""
+    """The numbers, tables and figures of one run of one paper's notebook.
+
+    Under torchrun only rank 0 writes (the other ranks keep their numbers in memory and write nothing).
+    """
 
     paper: str
     profile: str
@@ -177,10 +216,14 @@ class Results:
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from srcore.distributed import is_main_process
         self.out_dir = Path(self.out_dir)
         self.stage = promote.partial_dir(self.out_dir)
-        promote.recover(self.out_dir)  # a killed run's leftovers: its .partial goes, an interrupted swap is settled
+        self.writes = is_main_process()
+        if self.writes:
+            promote.recover(self.out_dir)  # a killed run's leftovers: its .partial goes, an interrupted swap is settled
         self._rows: dict[tuple, dict] = {}
+        self._seeded: dict[tuple, dict] = {}  # key -> {seed: {"reproduced", "steps", "note", "train_set"}}
         self.figures: list[str] = []  # names of add_figure's figures, shown on the results page
         self.provenance.setdefault("paper", self.paper)
         self.provenance.setdefault("profile", self.profile)
@@ -191,11 +234,23 @@ class Results:
         self.provenance.setdefault("packages", package_versions())
         self.provenance.setdefault("lock_sha256", lock_sha256())  # requirements/lock.txt: the versions CI tested
 
-    def record(self, table, dataset, scale, method, metric, value: float, *, train_set="", steps="", note="") -> None:
-        """A number we produced. Keys equal to a published row's fill that row; others become extra rows."""
-        key = (self.paper, table, dataset, str(scale), method, metric)
-        self._rows[key] = {"reproduced": float(value), "status": "reproduced", "train_set": train_set,
-                           "steps": steps, "note": note}
+    def _key(self, table, dataset, scale, method, metric) -> tuple:
+        return (self.paper, table, dataset, str(scale), method, metric)
+
+    def record(self, table, dataset, scale, method, metric, value: float, *, train_set="", steps="", note="",
+               seed: int | None = None) -> None:
+        """A number we produced. Keys equal to a published row's fill that row; others become extra rows.
+
+        ``seed``: the value of the networks trained with that seed; one per seed, and the row holds their mean.
+        """
+        key = self._key(table, dataset, scale, method, metric)
+        row = {"reproduced": float(value), "status": "reproduced", "train_set": train_set, "steps": steps, "note": note}
+        if seed is None:
+            self._seeded.pop(key, None)
+            self._rows[key] = row
+            return
+        self._seeded.setdefault(key, {})[int(seed)] = row
+        self._rows[key] = seeds.combine(self._seeded[key])
 
     def try_record(self, table, dataset, scale, method, metric, compute, **kw) -> float | None:
         """``record`` the value of ``compute()``; a :class:`srcore.perceptual.MetricUnavailable` becomes the n/a row.
@@ -213,13 +268,14 @@ class Results:
 
     def status(self, table, dataset, scale, method, metric) -> str | None:
         """The status recorded for a key so far ("reproduced", "n/a: ..."), None if nothing was recorded."""
-        row = self._rows.get((self.paper, table, dataset, str(scale), method, metric))
+        row = self._rows.get(self._key(table, dataset, scale, method, metric))
         return row["status"] if row else None
 
     def na(self, table, dataset, scale, method, metric, reason: str) -> None:
         """A number we could not produce, and why (dataset private, weights unavailable, human study...)."""
-        key = (self.paper, table, dataset, str(scale), method, metric)
+        key = self._key(table, dataset, scale, method, metric)
         reason = reason if reason.startswith("n/a") else f"n/a: {reason}"
+        self._seeded.pop(key, None)
         self._rows[key] = {"reproduced": float("nan"), "status": reason, "train_set": "", "steps": "", "note": ""}
 
     def unfilled(self) -> pd.DataFrame:
@@ -230,94 +286,157 @@ class Results:
 
     def values(self) -> pd.DataFrame:
         """Published rows (all of them, in published order) then extra rows; the COLUMNS schema."""
-        pub = published(self.paper)
-        commit = self.provenance["commit"]
-        rows, seen = [], set()
-        for p in pub.itertuples(index=False):
-            key = (p.paper, p.table, p.dataset, p.scale, p.method, p.metric)
-            seen.add(key)
-            ours = self._rows.get(key, {"reproduced": float("nan"), "status": "n/a: not run in this profile",
-                                        "train_set": "", "steps": "", "note": ""})
-            delta = ours["reproduced"] - float(p.value)
-            rows.append({**dict(zip(KEYS, key)), "published": p.value, **ours, "delta": delta,
-                         "profile": self.profile, "commit": commit})
-        for key, ours in self._rows.items():
-            if key not in seen:
-                rows.append({**dict(zip(KEYS, key)), "published": "", **ours, "delta": float("nan"),
-                             "profile": self.profile, "commit": commit})
-        return pd.DataFrame(rows, columns=COLUMNS)
+        return assemble_values(self.paper, self.profile, self.provenance["commit"], self._rows)
+
+    def per_seed(self) -> pd.DataFrame:
+        """Every seed's value of the rows measured per seed (SEED_COLUMNS)."""
+        rows = [{**dict(zip(KEYS, key)), "seed": s, "reproduced": r["reproduced"], "steps": r["steps"], "note": r["note"]}
+                for key, by_seed in self._seeded.items() for s, r in sorted(by_seed.items())]
+        return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
     def side_by_side(self, table: str) -> pd.DataFrame:
-        """One published table as (dataset, scale, metric) rows and, per method, published | reproduced | delta.
-
-        A value we could not produce shows as ``n/a [k]``; the reasons are in ``df.attrs["notes"]``
-        (k = 1, 2, ...), which :meth:`add_table` writes under the Markdown table.
-        """
-        df = self.values()
-        df = df[(df["table"] == table) & (df["published"] != "")]
-        methods = list(dict.fromkeys(df["method"]))
-        notes: list[str] = []
-        out = []
-        for (dataset, scale, metric), group in df.groupby(["dataset", "scale", "metric"], sort=False):
-            row = {"dataset": dataset, "scale": f"x{scale}" if scale.isdigit() else scale, "metric": metric}
-            for m in methods:
-                hit = group[group["method"] == m]
-                if hit.empty:
-                    continue
-                r = hit.iloc[0]
-                row[f"{m} published"] = r["published"]
-                ours = _fmt(r["reproduced"], r["published"])
-                if not ours:
-                    if r["status"] not in notes:
-                        notes.append(r["status"])
-                    ours = f"n/a [{notes.index(r['status']) + 1}]"
-                row[f"{m} ours"] = ours
-                row[f"{m} delta"] = "" if math.isnan(r["delta"]) else f"{r['delta']:+.{max(2, _decimals(r['published']))}f}"
-            out.append(row)
-        result = pd.DataFrame(out)
-        result.attrs["notes"] = notes
-        return result
+        """One published table as (dataset, scale, metric) rows and, per method, published | ours | delta (:func:`side_by_side`)."""
+        return side_by_side(self.values(), table)
 
     def add_table(self, df: pd.DataFrame, name: str, title: str = "") -> Path:
         """An extra table as CSV + Markdown under tables/."""
-        _write_text(self.stage / "tables" / f"{name}.csv", df.to_csv(index=False))
-        md = (f"# {title}\n\n" if title else "") + markdown_table(df)
-        if df.attrs.get("notes"):
-            md += "\n" + "".join(f"[{k}] {note}\n" for k, note in enumerate(df.attrs["notes"], 1))
-        _write_text(self.stage / "tables" / f"{name}.md", md)
+        if self.writes:
+            write_table(self.stage, df, name, title)
         return self.out_dir / "tables" / f"{name}.md"
 
     def add_figure(self, fig, data: pd.DataFrame, name: str) -> Path:
         """A figure as PNG, with the CSV of the numbers it shows beside it."""
-        path = self.stage / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
         self.figures.append(name)
-        _write_text(path.with_suffix(".csv"), data.to_csv(index=False))
+        if self.writes:
+            path = self.stage / "figures" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            _write_text(path.with_suffix(".csv"), portable(data.to_csv(index=False)))
         return self.out_dir / "figures" / f"{name}.png"
 
     def write(self) -> Path:
-        """values.csv, tables/<published table>.md and provenance.json; returns the output folder."""
+        """values.csv (and values_per_seed.csv), one table per published table, provenance.json and the page,
+        staged beside the output folder, which they then replace whole; returns the output folder."""
         self.provenance["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = self.values()
-        buf = io.StringIO()
-        values.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.10g")  # exact parameter counts too
-        _write_text(self.stage / "values.csv", buf.getvalue())
-        for table in dict.fromkeys(published(self.paper)["table"]):
-            slug = table.lower().replace(" ", "_")
-            title = f"{self.paper}, {table}: published | ours ({self.profile} profile) | delta"
-            self.add_table(self.side_by_side(table), slug, title)
-        _write_text(self.stage / "provenance.json", json.dumps(self.provenance, indent=2, default=str) + "\n")
-        _write_text(self.stage / "README.md", results_page(self.stage, self.figures))
+        if not self.writes:
+            return self.out_dir
+        write_run(self.stage, self.paper, self.profile, self.values(), self.per_seed(), self.provenance, self.figures)
         return promote.replace_folder(self.stage, self.out_dir)
+
+
+def assemble_values(paper: str, profile: str, commit: str, rows: dict[tuple, dict]) -> pd.DataFrame:
+    """values.csv's rows: every published value of ``paper`` in published order, ours beside it (n/a where
+    ``rows`` has none), then our extra rows. ``rows``: KEYS tuple -> reproduced, status, train_set, steps,
+    note (and sd, n_seeds for values measured per seed)."""
+    pub = published(paper)
+    out, seen = [], set()
+    missing = {"reproduced": float("nan"), "status": "n/a: not run in this profile", "train_set": "", "steps": "", "note": ""}
+    for p in pub.itertuples(index=False):
+        key = (p.paper, p.table, p.dataset, p.scale, p.method, p.metric)
+        seen.add(key)
+        ours = rows.get(key, missing)
+        out.append({**dict(zip(KEYS, key)), "published": p.value, **ours, "delta": ours["reproduced"] - float(p.value),
+                    "profile": profile, "commit": commit})
+    for key, ours in rows.items():
+        if key not in seen:
+            out.append({**dict(zip(KEYS, key)), "published": "", **ours, "delta": float("nan"),
+                        "profile": profile, "commit": commit})
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _published_tables(paper: str) -> list[str]:
+    return list(dict.fromkeys(published(paper)["table"]))
+
+
+def table_slug(table: str) -> str:
+    """A published table's file name under tables/: "Table 1" -> "table_1"."""
+    return table.lower().replace(" ", "_")
+
+
+def write_table(folder: Path, df: pd.DataFrame, name: str, title: str = "") -> None:
+    """``folder``/tables/<name>.csv and .md (a "# title" line, the table, its numbered notes)."""
+    _write_text(folder / "tables" / f"{name}.csv", portable(df.to_csv(index=False)))
+    md = (f"# {title}\n\n" if title else "") + markdown_table(df)
+    if df.attrs.get("notes"):
+        md += "\n" + "".join(f"[{k}] {note}\n" for k, note in enumerate(df.attrs["notes"], 1))
+    _write_text(folder / "tables" / f"{name}.md", portable(md))
+
+
+def write_run(folder: Path, paper: str, profile: str, values: pd.DataFrame, per_seed: pd.DataFrame, provenance: dict,
+              figures=()) -> None:
+    """What every run folder holds beside its own tables and figures: values.csv, values_per_seed.csv (when
+    something was measured per seed), the published tables side by side, provenance.json and README.md."""
+    values = values.copy()
+    for col in ("status", "note"):
+        values[col] = values[col].map(lambda v: portable(v) if isinstance(v, str) else v)
+    _write_csv(folder / "values.csv", values)
+    if len(per_seed):
+        _write_csv(folder / "values_per_seed.csv", per_seed)
+    for table in _published_tables(paper):
+        title = f"{paper}, {table}: published | ours ({profile} profile) | delta"
+        write_table(folder, side_by_side(values, table), table_slug(table), title)
+    _write_text(folder / "provenance.json", portable(json.dumps(provenance, indent=2, default=str)) + "\n")
+    _write_text(folder / "README.md", results_page(folder, figures))
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.10g")  # exact parameter counts too
+    _write_text(path, buf.getvalue())
+
+
+def _ours(r) -> str:
+    """Our value as the table shows it: the published value's decimals; ``mean ± sd (n)`` over several seeds."""
+    text = _fmt(r["reproduced"], r["published"])
+    n = r.get("n_seeds")
+    if text and isinstance(n, (int, float)) and n == n and n > 1:
+        text += f" ± {_fmt(r['sd'], r['published'])} ({int(n)})"
+    return text
+
+
+def side_by_side(values: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One published table of ``values`` as (dataset, scale, metric) rows and, per method, published | ours | delta.
+
+    Ours is ``mean ± sd (n)`` where a value was measured over n > 1 seeds. A value we could not
+    produce shows as ``n/a [k]``; the reasons are in ``df.attrs["notes"]`` (k = 1, 2, ...), which
+    :func:`write_table` writes under the Markdown table.
+    """
+    df = values[(values["table"] == table) & (values["published"].fillna("") != "")]
+    methods = list(dict.fromkeys(df["method"]))
+    notes: list[str] = []
+    out = []
+    for (dataset, scale, metric), group in df.groupby(["dataset", "scale", "metric"], sort=False):
+        row = {"dataset": dataset, "scale": f"x{scale}" if scale.isdigit() else scale, "metric": metric}
+        for m in methods:
+            hit = group[group["method"] == m]
+            if hit.empty:
+                continue
+            r = hit.iloc[0]
+            row[f"{m} published"] = r["published"]
+            ours = _ours(r)
+            if not ours:
+                if r["status"] not in notes:
+                    notes.append(r["status"])
+                ours = f"n/a [{notes.index(r['status']) + 1}]"
+            row[f"{m} ours"] = ours
+            row[f"{m} delta"] = "" if math.isnan(r["delta"]) else f"{r['delta']:+.{max(2, _decimals(r['published']))}f}"
+        out.append(row)
+    result = pd.DataFrame(out)
+    result.attrs["notes"] = notes
+    return result
 
 
 # --- results pages: written from values.csv and provenance.json, never by hand -------------------------------
 
-def _read_values(path: Path) -> pd.DataFrame:
-    """A values.csv with ``scale`` and ``published`` as the strings they are, empty numbers as NaN."""
-    return pd.read_csv(path, dtype={"scale": str, "published": str}, keep_default_na=False,
-                       na_values={"reproduced": [""], "delta": [""]})
+def read_values(path: Path) -> pd.DataFrame:
+    """A values.csv with ``scale`` and ``published`` as the strings they are, empty numbers as NaN, every
+    COLUMNS column present (files written before ``sd`` and ``n_seeds`` existed get them empty)."""
+    df = pd.read_csv(path, dtype={"scale": str, "published": str}, keep_default_na=False,
+                     na_values={c: [""] for c in ("reproduced", "delta", "sd", "n_seeds")})
+    for col in ("sd", "n_seeds"):
+        if col not in df:
+            df[col] = float("nan")
+    return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
 
 
 def _body(md: Path) -> str:
@@ -341,7 +460,7 @@ def results_page(folder: Path, figures=()) -> str:
     (published | ours | delta), the figures inline, the claims check, the reasons for n/a."""
     folder = Path(folder)
     prov = json.loads((folder / "provenance.json").read_text())
-    values = _read_values(folder / "values.csv")
+    values = read_values(folder / "values.csv")
     paper = prov.get("paper", folder.name)
     data = prov.get("data", {})
     runs = prov.get("runs", {})
@@ -352,19 +471,29 @@ def results_page(folder: Path, figures=()) -> str:
              f"{prov.get('started', '')} to {prov.get('finished', '')}",
              f"* training data: {data.get('train_set', 'none')} ({data.get('train_images', 0)} images); "
              f"evaluation images: {', '.join(f'{k} {v}' for k, v in data.get('eval_images', {}).items()) or 'none'}"]
+    seeds = (prov.get("parameters") or {}).get("seeds")
+    if seeds and len(seeds) > 1:
+        lines.append(f"* every trained run repeated over seeds {seeds}: ours is `mean ± sd (n)` over seeds "
+                     f"(values_per_seed.csv holds each seed's value)")
+    if (prov.get("world_size") or 1) > 1:
+        lines.append(f"* trained by {prov['world_size']} processes (torchrun), the global batch the recipe's")
     if prov.get("run_note"):
         lines.append(f"* note: {prov['run_note']}")
+    for part in prov.get("merged_from", []):
+        lines.append(f"* merged from `{part.get('folder')}`: profile {part.get('profile')} on {part.get('device')}, "
+                     f"commit `{part.get('commit')}`, {part.get('rows', 0)} rows taken")
     if runs:
-        lines += ["", "| run | steps | trained in this session | reused |", "|---|---|---|---|"]
-        lines += [f"| {k} | {r.get('steps', 0)} of {r.get('planned_steps', r.get('steps', 0))}"
-                  f"{' (stopped early)' if r.get('stopped_early') else ''} | {r.get('trained_steps', 0)} | "
-                  f"{'yes' if r.get('reused') else 'no'}{' (release ' + r['release'].get('file', '') + ')' if r.get('release') else ''} |"
+        lines += ["", "| run | seed | steps | trained in this session | reused |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {'' if r.get('seed') is None else r['seed']} | {r.get('steps', 0)} of "
+                  f"{r.get('planned_steps', r.get('steps', 0))}{' (stopped early)' if r.get('stopped_early') else ''} | "
+                  f"{r.get('trained_steps', 0)} | {'yes' if r.get('reused') else 'no'}"
+                  f"{' (release ' + r['release'].get('file', '') + ')' if r.get('release') else ''} |"
                   for k, r in runs.items()]
     pub = values[values["published"] != ""]
     n_rep = int((pub["status"] == "reproduced").sum())
     lines += ["", f"{n_rep} of {len(pub)} published values reproduced; {len(values) - len(pub)} extra values of ours.", ""]
     for table in dict.fromkeys(pub["table"]):
-        md = folder / "tables" / f"{table.lower().replace(' ', '_')}.md"
+        md = folder / "tables" / f"{table_slug(table)}.md"
         if md.is_file():
             lines += [f"## {table}", "", _body(md), ""]
     for name in figures:
@@ -388,7 +517,7 @@ def write_summary(results_root: str | os.PathLike | None = None) -> Path:
     rows = []
     for values_csv in sorted(root.glob("*/values.csv")):
         folder = values_csv.parent
-        values = _read_values(values_csv)
+        values = read_values(values_csv)
         prov_path = folder / "provenance.json"
         prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
         pub = values[values["published"] != ""]

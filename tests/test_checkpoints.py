@@ -290,13 +290,13 @@ def test_trainer_checkpoint_with_several_networks_takes_net(tmp_path):
 
 
 @needs_fixtures
-def test_from_a_path_as_released_and_through_nets(tmp_path):
+def test_from_a_path_as_released(tmp_path):
     d = fixture("srresnet_x4_c16_n2_lornatang.pt")
     path = tmp_path / "SRResNet_x4-ImageNet.pth.tar"
     torch.save({"epoch": 10, "best_psnr": 28.0, "state_dict": {"_orig_mod." + k: v for k, v in d["state_dict"].items()}},
                path)
-    net = nets.from_checkpoint(path)  # the public name
+    net = from_checkpoint(path)
     with torch.no_grad():
         assert float((net(d["input"]) - d["output_preclamp"]).abs().max()) < TOL
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
-        nets.from_checkpoint(tmp_path / "absent.pth")
+        from_checkpoint(tmp_path / "absent.pth")

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from srcore import config, data, experiment, nets, perceptual, report
-from srcore.experiment import Experiment, l1_step
+from srcore import config, data, experiment, nets, perceptual, report, runs
+from srcore.experiment import Experiment
+from srcore.train import l1_step
 
 
 def params(tmp_path, **overrides):
@@ -36,7 +37,7 @@ def test_same_settings_reuse_the_run_other_settings_train_again(tmp_path, no_dat
     first = fit(exp)
     assert (first.trained_steps, first.reused, first.step) == (2, False, 2)
     settings = json.loads((first.run_dir / "settings.json").read_text())
-    assert settings["key"] == first.key == experiment.settings_key({k: v for k, v in settings.items() if k != "key"})
+    assert settings["key"] == first.key == runs.settings_key({k: v for k, v in settings.items() if k != "key"})
     assert settings["parameters"]["kd_weight"] == 1.0 and settings["parameters"]["lr"] == 1e-4  # shaped_by + shared keys
 
     rerun = Experiment("seo_squeezesr_kd", params(tmp_path))  # another session, same parameters
@@ -81,7 +82,7 @@ def test_initial_weights_do_not_depend_on_the_cache(tmp_path, no_data):
 def test_deadline_stops_and_every_dependent_row_says_so(tmp_path, no_data):
     exp = Experiment("seo_squeezesr_kd", params(tmp_path, student_steps=50))
     exp.load_data()
-    exp.deadline = time.time() - 1  # max_minutes already spent
+    exp.runs.deadline = time.time() - 1  # max_minutes already spent
     run = fit(exp)
     assert run.stopped_early and run.step < 50
     assert run.notes == [f"S: stopped early at step {run.step} of 50 (max_minutes=0)"]

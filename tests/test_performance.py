@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from srcore import data, evaluate, metrics, train
+from srcore import data, distributed, evaluate, metrics, train
 
 # --- tiled inference ---------------------------------------------------------------------------
 
@@ -160,15 +160,15 @@ def test_each_rank_draws_its_own_share_of_the_patches():
     rng = np.random.default_rng(0)
     ts = data.TrainSet({f"i{k}": rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for k in range(3)}, 2, 8)
     one, r0, r1 = (data.PatchSampler(ts, 4, seed=7) for _ in range(3))
-    train._shard_data(r0, 0, 2, split_batch=True)
-    train._shard_data(r1, 1, 2, split_batch=True)
-    train._shard_data(r1, 1, 2, split_batch=True)  # a sampler shared by two trainers is split once
+    distributed.shard_data(r0, 0, 2, split_batch=True)
+    distributed.shard_data(r1, 1, 2, split_batch=True)
+    distributed.shard_data(r1, 1, 2, split_batch=True)  # a sampler shared by two trainers is split once
     assert r0.batch_size == r1.batch_size == 2
     lr_one, lr0, lr1 = next(one)[0], next(r0)[0], next(r1)[0]
     assert torch.equal(lr0, lr_one[:2])  # rank 0 keeps the single-process stream
     assert lr1.shape == lr0.shape and not torch.equal(lr1, lr0)
     with pytest.raises(ValueError, match="divisible"):
-        train._shard_data(data.PatchSampler(ts, 5, seed=7), 1, 2, split_batch=True)
+        distributed.shard_data(data.PatchSampler(ts, 5, seed=7), 1, 2, split_batch=True)
 
 
 # --- two processes (torchrun's environment, gloo on loopback) --------------------------------------

@@ -22,8 +22,8 @@ def make_results(tmp_path):
 
 def test_every_published_value_has_a_row_with_the_schema(tmp_path):
     values = make_results(tmp_path).values()
-    assert list(values.columns[:14]) == ["paper", "table", "dataset", "scale", "method", "metric", "published",
-                                         "reproduced", "delta", "status", "profile", "train_set", "steps", "commit"]
+    assert list(values.columns) == ["paper", "table", "dataset", "scale", "method", "metric", "published", "reproduced",
+                                    "sd", "n_seeds", "delta", "status", "profile", "train_set", "steps", "commit", "note"]
     pub = report.published(PAPER)
     assert len(pub) == 36
     assert len(values) == 38  # 36 published + the SSIM and params extra rows
@@ -33,6 +33,32 @@ def test_every_published_value_has_a_row_with_the_schema(tmp_path):
     assert na.status == "n/a: weights unavailable" and pd.isna(na.reproduced)
     untouched = values[(values.dataset == "Set14") & (values.method == "SqueezeSR") & (values.scale == "3")].iloc[0]
     assert untouched.status.startswith("n/a") and untouched.published == "28.97"
+
+
+def test_a_value_measured_per_seed_is_their_mean_with_sd_and_count(tmp_path):
+    res = report.Results(PAPER, "smoke", tmp_path / PAPER)
+    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612)  # no seed shapes it
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0, train_set="T91", steps=20, note="a", seed=0)
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 31.0, train_set="T91", steps=18, note="b", seed=1)
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 32.5, train_set="T91", steps=20, note="a", seed=2)
+    v = res.values().set_index(["dataset", "scale", "method", "metric"])
+    row = v.loc[("Set5", "2", "EDSR-T", "PSNR")]
+    assert row.reproduced == pytest.approx(31.1666667) and row.n_seeds == 3
+    assert row.sd == pytest.approx(np.std([30.0, 31.0, 32.5], ddof=1))  # the sample standard deviation
+    assert row.delta == pytest.approx(31.1666667 - 37.89) and row.steps == 18 and row.note == "a; b"
+    bic = v.loc[("Set5", "2", "Bicubic", "PSNR")]
+    assert pd.isna(bic.n_seeds) and pd.isna(bic.sd)
+    seeds = res.per_seed()
+    assert list(seeds.seed) == [0, 1, 2] and list(seeds.reproduced) == [30.0, 31.0, 32.5]
+    cell = res.side_by_side("Table 1").iloc[0]
+    assert cell["EDSR-T ours"] == "31.17 ± 1.26 (3)" and cell["Bicubic ours"] == "33.66"
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 29.0, seed=1)  # the same seed again replaces its value
+    assert res.values().set_index(["dataset", "scale", "method", "metric"]).loc[("Set5", "2", "EDSR-T", "PSNR")].n_seeds == 3
+    one = report.Results(PAPER, "smoke", tmp_path / "one")
+    one.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0, seed=0)
+    r = one.values().set_index(["dataset", "scale", "method", "metric"]).loc[("Set5", "2", "EDSR-T", "PSNR")]
+    assert (r.reproduced, r.n_seeds) == (30.0, 1) and pd.isna(r.sd)  # one seed: no sd
+    assert one.side_by_side("Table 1").iloc[0]["EDSR-T ours"] == "30.00"
 
 
 def test_unfilled_lists_what_is_neither_recorded_nor_na(tmp_path):

@@ -85,11 +85,20 @@ def test_a_leftover_temporary_checkpoint_is_ignored(tmp_path):
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 4
 
 
-def test_autocast_is_a_no_op_on_cpu(tmp_path):
+def test_autocast_is_a_no_op_on_cpu_unless_bf16_is_asked_for(tmp_path):
     t, _ = make_run(tmp_path / "r", 1)
-    assert not t.use_amp
+    assert t.autocast_dtype is None  # "auto": bf16 on CUDA only
     with t.autocast():
-        assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled()
+        assert not torch.is_autocast_enabled("cpu")
+    t.cfg.autocast = "bf16"
+    bf16 = train.Trainer(tmp_path / "b", t.nets, t.optimizers, t.step_fn, t.cfg, device="cpu")
+    x = torch.rand(1, 3, 8, 8)
+    with bf16.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert bf16.nets["G"](x).dtype == torch.bfloat16  # convolutions run in bf16 on the CPU
+    assert train.autocast_dtype("off", torch.device("cuda")) is None
+    with pytest.raises(ValueError, match="autocast='fp16'; allowed: auto, bf16, off"):
+        train.autocast_dtype("fp16", torch.device("cpu"))
 
 
 def test_evaluation_hook_runs_every_n_steps_and_at_the_end(tmp_path):
@@ -116,11 +125,6 @@ def test_a_checkpoint_of_another_network_is_named_not_loaded(tmp_path):
     with pytest.raises(RuntimeError, match=r"r/last.pt was made with other networks or settings.*retrain"):
         other.fit(sampler)
 
-
-def test_settings_tag_is_stable_and_distinguishes_settings():
-    assert train.settings_tag(feats=64, steps=10) == train.settings_tag(steps=10, feats=64)
-    assert train.settings_tag(feats=64, steps=10) != train.settings_tag(feats=32, steps=10)
-    assert len(train.settings_tag(a=1)) == 8
 
 
 def test_a_deadline_in_the_past_stops_after_one_step_with_a_checkpoint(tmp_path):
@@ -200,7 +204,6 @@ def test_uint8_batches_are_converted_on_the_device_to_the_same_floats(tmp_path):
     a, b = weights(ref), weights(t)
     assert all(torch.equal(a[k], b[k]) for k in a)
     lr8, hr8 = data.PatchSampler(sampler.ts, 2, seed=1).draw()
-    t.memory_format = torch.channels_last
-    lr, hr = t._to_device((lr8, hr8))
+    lr, hr = train.to_device((lr8, hr8), t.device, torch.channels_last, t._255)
     assert lr.dtype == torch.float32 and lr.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(lr, lr8.float() / 255) and torch.equal(hr, data.uint8_to_float(hr8))
