@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import functools
+import re
 import types
 from importlib import resources
 from pathlib import Path
@@ -48,9 +49,32 @@ COMMON = "common"
 SECTIONS = (*PROFILES, "checks")  # not parameters: a profile file's override and check sections
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe YAML 1.1, plus YAML 1.2's floats: ``2e-4``, ``1E5``, ``2.e-4`` are numbers (in 1.1 a float
+    needs a dot and a signed exponent, so they were strings), as Python, papermill and every SR code base read them."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                              list("-+.0123456789"))
+
+
+def parse_value(text: str):
+    """A parameter value as a user types it, after ``-p name=`` or in a profile file: YAML flow style, the one
+    parser of both. ``3`` -> 3, ``2e-4`` -> 0.0002, ``[2, 4]`` -> list, ``{Urban100: 12}`` -> dict, ``true`` ->
+    True, ``~``/``null`` -> None, anything else the text itself (``a note: with a colon`` stays a string)."""
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, (dict, list)) and not text.strip().startswith(("{", "[")):
+        return text  # only flow-style collections count
+    return "" if value is None and not text.strip() else value
+
+
 @functools.lru_cache(maxsize=None)
 def _parse(name: str) -> dict:  # once per process: a kernel sees an edited profile file after a restart
-    return yaml.safe_load(resources.files("srcore").joinpath("profiles", f"{name}.yaml").read_text()) or {}
+    return yaml.load(resources.files("srcore").joinpath("profiles", f"{name}.yaml").read_text(), Loader=_Loader) or {}
 
 
 def _read(name: str) -> dict:
@@ -85,14 +109,27 @@ def profile_table(profile: str) -> dict:
 
 
 def _check_type(paper: str, name: str, value, default):
+    """``value`` as the type of the parameter's published ``default``, or ParameterError naming both.
+
+    Text where a number, list, dict or boolean is expected is read by :func:`parse_value` (a papermill
+    ``-r`` parameter, say). An int parameter takes a float only when it is integral (``1e4`` -> 10000;
+    ``1.5`` is refused); a float parameter takes an int.
+    """
     if default is None or value is None:
         return value
+    if isinstance(value, str) and not isinstance(default, str):
+        value = parse_value(value)
+    expected = type(default).__name__
     if isinstance(default, bool) != isinstance(value, bool):
-        raise ParameterError(f"{paper}: parameter {name!r} expects {type(default).__name__}, got {value!r}")
+        raise ParameterError(f"{paper}: parameter {name!r} expects {expected}, got {value!r}")
     if isinstance(default, float) and isinstance(value, int):
         return float(value)
+    if isinstance(default, int) and isinstance(value, float):
+        if not value.is_integer():
+            raise ParameterError(f"{paper}: parameter {name!r} expects int, got {value!r} (not a whole number)")
+        return int(value)
     if isinstance(default, (int, float, str, list, dict)) and not isinstance(value, type(default)):
-        raise ParameterError(f"{paper}: parameter {name!r} expects {type(default).__name__}, got {value!r}")
+        raise ParameterError(f"{paper}: parameter {name!r} expects {expected}, got {value!r}")
     kinds = {type(v) for v in default} if isinstance(default, list) else set()
     if len(kinds) == 1:  # a list of one kind (scales, betas, methods...) takes only that kind
         return [_check_type(paper, name, v, default[0]) for v in value]

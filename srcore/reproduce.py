@@ -12,13 +12,12 @@ Exits non-zero when a notebook fails.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-
-import yaml
 
 from srcore import config, promote, report
 from srcore.report import PROJECT_ROOT, output_dir
@@ -57,20 +56,12 @@ def default_profile() -> str:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """'name=value' with value parsed as YAML ('3' -> 3, '[2, 4]' -> list, '{}' -> dict, 'true' -> True).
-
-    Only flow-style collections count: 'a note: with a colon' stays a string.
-    """
+    """'name=value', the value read by :func:`srcore.config.parse_value` (as in the profile files):
+    '3' -> 3, '2e-4' -> 0.0002, '[2, 4]' -> list, '{Urban100: 12}' -> dict, 'true' -> True."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise config.ParameterError(f"-p expects name=value, got {text!r}")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, (dict, list)) and not raw.strip().startswith(("{", "[")):
-        value = raw
-    return name.strip(), value
+    return name.strip(), config.parse_value(raw)
 
 
 def _kernel_config():
@@ -152,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a profile parameter")
     ap.add_argument("--out-root", type=Path, help="write results and executed notebooks under this folder "
                     "(nothing is promoted into results/)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the parameters, print each paper's overrides as they were read, and run nothing")
     ap.add_argument("--promote-anyway", action="store_true",
                     help="promote quick/paper runs into results/ even when they are less complete than what is "
                          "there (what is lost is listed first)")
@@ -164,11 +157,14 @@ def main(argv=None) -> int:
         if unknown:
             raise config.ParameterError(f"no notebook for {unknown}; papers: {', '.join(papers())}")
         overrides = dict(parse_override(p) for p in args.param)
-        for paper in chosen:
-            config.load(paper, profile, **overrides)
+        checked = {paper: config.load(paper, profile, **overrides) for paper in chosen}
     except config.ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        for paper, P in checked.items():
+            print(f"{paper} ({profile}): {json.dumps(P.overrides)}")
+        return 0
 
     if args.out_root is None:
         for paper in papers():  # a promotion killed half-way is settled before anything runs

@@ -1,5 +1,6 @@
 import fnmatch
 import re
+import json
 import types
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_the_runner_refuses_bad_values_before_running_anything(monkeypatch, caps
      r"teacher_weights=nowhere/edsr.pt is neither one of \[train, official\] nor an existing file"),
     # types: null only where the published setting is null; list items of the list's kind
     ("seo_squeezesr_kd", {"teacher_steps": None}, r"teacher_steps=null; allowed: int"),
-    ("seo_squeezesr_kd", {"scales": [2.0]}, r"'scales' expects int, got 2.0"),
+    ("seo_squeezesr_kd", {"scales": [2.5]}, r"'scales' expects int, got 2.5 \(not a whole number\)"),
     ("moon2023_clsd", {"methods": ["CLSD", 3]}, r"'methods' expects str, got 3"),
 ])
 def test_a_bad_value_is_refused_naming_the_parameter(paper, overrides, message):
@@ -228,3 +229,40 @@ def test_teacher_weights_file_is_found_where_releases_looks(monkeypatch, tmp_pat
     assert config.load("moon2023_clsd", "smoke", teacher_weights=str(tmp_path / "edsr.pt")).teacher_weights.endswith("edsr.pt")
     assert re.search(r"teacher_weights=sub/edsr.pt is neither .* \(looked for sub/edsr.pt\)",
                      refused("moon2023_clsd", teacher_weights="sub/edsr.pt"))
+
+
+# issue 30: -p takes numbers as a user types them; the profile files are read by the same parser
+OVERRIDES = [  # (name=text, the value the paper's notebook receives, or the error the command prints)
+    ("lr=2e-4", 2e-4), ("lr=1e-3", 1e-3), ("lr=5E-5", 5e-5), ("lr=2.0e-4", 2e-4), ("lr=2.e-4", 2e-4),
+    ("lr=0.0002", 2e-4), ("lr=1", 1.0), ("teacher_steps=1e5", 100000), ("student_steps=2.5e3", 2500),
+    ("scales=[2,4]", [2, 4]), ("eval_limit={Urban100: 12}", {"Urban100": 12}), ("retrain=true", True),
+    ("run_note=a note: with a colon", "a note: with a colon"), ("lr_milestones=[1e4, 2e4]", [10000, 20000]),
+    ("lr=abc", "error: seo_squeezesr_kd: parameter 'lr' expects float, got 'abc'"),
+    ("seed=1.5", "error: seo_squeezesr_kd: parameter 'seed' expects int, got 1.5 (not a whole number)"),
+    ("teacher_steps=1e-3", "error: seo_squeezesr_kd: parameter 'teacher_steps' expects int, got 0.001 (not a whole number)"),
+    ("retrain=1", "error: seo_squeezesr_kd: parameter 'retrain' expects bool, got 1"),
+]
+
+
+@pytest.mark.parametrize("text,expected", OVERRIDES)
+def test_overrides_read_as_the_user_typed_them(text, expected, capsys):
+    from srcore import reproduce
+    code = reproduce.main(["--paper", "seo_squeezesr_kd", "--profile", "quick", "-p", text, "--dry-run"])
+    out, err = capsys.readouterr()
+    if isinstance(expected, str) and expected.startswith("error: "):
+        assert code == 2 and err.strip() == expected
+        return
+    assert code == 0, err
+    got = json.loads(out.split(": ", 1)[1])[text.split("=")[0]]
+    assert got == expected and type(got) is type(expected)
+
+
+def test_profile_files_read_scientific_notation_as_numbers(tmp_path, monkeypatch):
+    """The profile files go through the same parser: `lr: 2e-4` there is a float, not a string."""
+    text = "lr: 2e-4\nsteps: 1e5\nname: a note\n"
+    assert yaml.load(text, Loader=config._Loader) == {"lr": 2e-4, "steps": 1e5, "name": "a note"}
+    assert yaml.safe_load(text)["lr"] == "2e-4"  # what plain YAML 1.1 makes of it
+    original = config._parse
+    monkeypatch.setattr(config, "_parse", lambda name: {**original(name), "lr": yaml.load("2e-4", Loader=config._Loader)}
+                        if name == "seo_squeezesr_kd" else original(name))
+    assert config.load("seo_squeezesr_kd", "paper").lr == 2e-4
