@@ -230,6 +230,10 @@ class Experiment:
         ups = {s: self.upscaler(r, key) for s in self.seeds if (r := run_of(s)) is not None}
         return ups or None
 
+    def shown(self, up):
+        """The upscaler an image shows: ``up`` itself, or the first seed's of a ``{seed: lr -> sr}`` (None stays None)."""
+        return next(iter(up.values())) if isinstance(up, dict) else up
+
     def evaluate(self, methods: dict, *, sets=None, with_ssim: bool = True, metrics=("psnr", "ssim")):
         """Evaluate ``methods`` ({name: scale -> up}); ``up`` is ``lr -> sr``, ``{seed: lr -> sr}`` for networks
         trained per seed (:meth:`seeded`), or None to skip that scale.

@@ -89,7 +89,7 @@ class Gain:
         return abs(published_gain) > 2 * self.se
 
     def text(self, published: float | None = None, unit: str = "dB", spec: str = "+.3f") -> str:
-        """"+0.071 dB ± 0.012 SE over 3 seeds: resolved; published +0.070 dB: resolvable by our seed noise"."""
+        """"+0.071 dB ± 0.012 SE over 3 seeds: resolved; published +0.070 dB: our seed noise would resolve it (> 2 SE)"."""
         if not self.n:
             return "not measured"
         head = f"{self.mean:{spec}} {unit}".rstrip()
@@ -100,7 +100,7 @@ class Gain:
             would = self.would_resolve(published)
             if would is not None:
                 out += (f"; published {published:{spec}} {unit}".rstrip() + ": "
-                        + ("larger than 2 SE of our seed noise" if would else "within 2 SE of our seed noise"))
+                        + ("our seed noise would resolve it (> 2 SE)" if would else "our seed noise would not resolve it"))
         return out
 
 

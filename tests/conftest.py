@@ -72,3 +72,33 @@ def run_paper_notebook(paper: str, out: Path, **parameters):
     pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{paper}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
                         parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
     return read_values(out), json.loads((out / "provenance.json").read_text())
+
+
+def check_seeds(paper: str, tmp_path: Path, **parameters) -> tuple:
+    """The seeds contract of a paper's notebook on small smoke parameters (issue 22), asserted here once:
+
+    ``seeds=[0, 1]`` gives every trained row (a row with steps) n_seeds 2 and sd > 0, and one
+    values_per_seed.csv holding both seeds' values; an identical rerun trains 0 steps and writes the
+    same values; ``seeds=[0]`` writes exactly seed 0's values of the two-seed run (a seed's numbers do
+    not depend on the other seeds), n_seeds 1 and no sd. Returns (two-seed values, per-seed values).
+    """
+    import pandas as pd
+    two = execute(paper, tmp_path / "two", seeds=[0, 1], **parameters)
+    values, per_seed = read_values(two), pd.read_csv(two / "values_per_seed.csv", dtype={"scale": str})
+    trained = values[values.steps.notna() & (values.status == "reproduced")]
+    assert len(trained) and (trained.n_seeds == 2).all() and (trained.sd > 0).all(), trained[["method", "sd"]]
+    assert set(per_seed.seed) == {0, 1} and len(per_seed) == 2 * len(trained)
+    assert sorted(p.name for p in two.glob("values*.csv")) == ["values.csv", "values_per_seed.csv"]
+    assert provenance(two)["trained_steps"] > 0
+
+    again = execute(paper, tmp_path / "again", seeds=[0, 1], **parameters)
+    assert provenance(again)["trained_steps"] == 0
+    pd.testing.assert_frame_equal(read_values(again).drop(columns="commit"), values.drop(columns="commit"))
+
+    one = read_values(execute(paper, tmp_path / "one", seeds=[0], **parameters))
+    keys = ["table", "dataset", "scale", "method", "metric"]
+    mine = one[one.steps.notna() & (one.status == "reproduced")].set_index(keys)
+    seed0 = per_seed[per_seed.seed == 0].set_index(keys)
+    assert len(mine) == len(trained) and (mine.n_seeds == 1).all() and mine.sd.isna().all()
+    pd.testing.assert_series_equal(mine.reproduced.sort_index(), seed0.reproduced.sort_index(), check_names=False)
+    return values, per_seed

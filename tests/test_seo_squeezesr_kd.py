@@ -1,7 +1,7 @@
 """seo_squeezesr_kd's notebook reuses trained work by its settings (smoke profile, embedded photos, 2 steps)."""
 import pytest
 
-from conftest import execute, provenance, read_values
+from conftest import check_seeds, execute, provenance, read_values
 
 TINY = dict(scales=[2], fig_scale=2, methods=["Bicubic", "EDSR-T", "SqueezeSR-KD"], teacher_steps=2, student_steps=2, runtime_images=1)
 
@@ -29,3 +29,11 @@ def test_another_loss_weight_trains_again_an_identical_rerun_trains_nothing(tmp_
     assert [r["name"] for r in prov["runs"].values() if r["reused"]] == ["EDSR-T"]
     assert psnr(other, "EDSR-T") == psnr(first, "EDSR-T")
     assert psnr(other, "SqueezeSR-KD") != psnr(first, "SqueezeSR-KD")
+
+
+@pytest.mark.notebook
+def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeypatch):
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    values, _ = check_seeds("seo_squeezesr_kd", tmp_path, **TINY)
+    assert set(values[values.n_seeds == 2].method) == {"EDSR-T", "SqueezeSR-KD"}  # bicubic: no seed shapes it
