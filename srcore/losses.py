@@ -1,9 +1,36 @@
-"""Losses of the five papers. Each is checked on a hand-worked example in tests/test_losses.py."""
+"""Losses of the five papers. Each is checked on a hand-worked example in tests/test_losses.py.
+
+Step functions call them inside ``Trainer.autocast()`` (bf16 on GPUs). What bf16's 8 mantissa bits
+would spoil is computed in float32 whatever autocast says (:func:`in_float32`): affinity matrices,
+softmax with a temperature, distances and their ratios, KL divergences and norms.
+"""
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _up(value):
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.float()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_up(v) for v in value)
+    return value
+
+
+def in_float32(fn):
+    """``fn`` computed in float32 under any autocast: its floating tensor arguments (also in lists) cast to
+    float32 and autocast switched off on their device while it runs (autocast would cast a matmul back to bf16)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*_up(args), **{k: _up(v) for k, v in kwargs.items()})
+    return wrapper
 
 
 class FeatureAdapter(nn.Module):
@@ -49,6 +76,7 @@ def sr_kd_loss(sr, hr, student_feats, teacher_feats, kd: FeatureDistillationLoss
 # --- moon2023_clsd: FAKD, LFD, deep supervision (Eqs. 1-4) and contrastive self-distillation (Eqs. 5-6) ------
 
 
+@in_float32  # an affinity matrix: cosines of C-long sums, in float32
 def spatial_affinity(feat: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """FAKD's spatial affinity (He et al. 2020): ``(B,C,H,W)`` -> ``(B,HW,HW)`` cosine similarity between pixels.
 
@@ -102,6 +130,7 @@ class LocalSelectiveFeatureLoss(nn.Module):
             nn.Sequential(nn.Conv2d(s, s, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(s, t, 3, padding=1))
             for s, t in zip(student_channels, teacher_channels))
 
+    @in_float32  # a softmax with temperature tau = 0.02: in float32
     def location_weights(self, sr, sr_teacher, size) -> torch.Tensor:
         """``(B,1,h,w)`` weights with mean 1 per image, from the detached output difference."""
         diff = (sr_teacher - sr).detach().abs().mean(1, keepdim=True)
@@ -137,12 +166,14 @@ def deep_supervision_terms(sr, aux, hr, *, detach_target: bool = True) -> dict:
             "l_sd": sum(F.l1_loss(a, target) for a in aux) / len(aux)}
 
 
+@in_float32  # distances that Eq. 5 divides by each other: in float32
 def pairwise_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``(N,...)``, ``(N,...)`` -> ``(N,N)``: D[i,k] = mean |x_i - y_k| (the L1 distance d of Eq. 5, per element)."""
     a, b = x.flatten(1), y.flatten(1)
     return (a[:, None, :] - b[None, :, :]).abs().mean(-1)
 
 
+@in_float32  # a ratio of distance sums (eps 1e-12 is below bf16's resolution): in float32
 def contrastive_self_distillation_loss(sr, aux_j, *, detach_anchor: bool = True, eps: float = 1e-12) -> torch.Tensor:
     """Eq. 5 of moon2023_clsd for one head j: L_CS^j = sum_i d(SR_i, SR_i^j) / sum_negatives.
 
@@ -419,6 +450,7 @@ class HiddenFeatureDistillationLoss(nn.Module):
         self.norm = norm
         self.adapters = nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in zip(student_channels, teacher_channels))
 
+    @in_float32  # a norm over C*H*W elements: in float32
     def _distance(self, d: torch.Tensor) -> torch.Tensor:
         if self.norm == "mse":
             return d.pow(2).mean()
@@ -458,6 +490,7 @@ def pruned_kd_student_loss(sr, hr, student_feats, teacher_feats, distill: Hidden
 # ---------------------------------------------------------------------------------------------
 
 
+@in_float32  # a KL divergence of log-probabilities: in float32
 def bernoulli_kl_from_logits(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """Per-element KL(Bern(q) || Bern(p)) with q = sigmoid(target_logits), p = sigmoid(logits).
 
@@ -470,6 +503,7 @@ def bernoulli_kl_from_logits(target_logits: torch.Tensor, logits: torch.Tensor) 
     return q * (log_q - log_p) + (1 - q) * (log_1mq - log_1mp)
 
 
+@in_float32  # logits divided by a temperature, then a KL: in float32
 def mutual_kl_loss(logits: torch.Tensor, peer_logits: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
     """One KL term of Eq. 3 of lee2022_mutual_srgan for discriminator D_i: T^2 mean_b KL(p_j^T || p_i^T).
 

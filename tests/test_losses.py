@@ -42,3 +42,28 @@ def test_teacher_gets_no_gradient_and_weights_apply():
 def test_mismatched_feature_lists():
     with pytest.raises(ValueError, match="2 student features but 3"):
         losses.FeatureDistillationLoss([4, 4], [4, 4, 4])
+
+
+def test_what_bf16_would_spoil_is_computed_in_float32_under_autocast():
+    torch.manual_seed(0)
+    feat = torch.randn(2, 8, 6, 6, requires_grad=True)
+    sr, aux = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    logits, peer = torch.randn(4, 1), torch.randn(4, 1)
+    lfd = losses.LocalSelectiveFeatureLoss([8], [8], tau=0.02)
+    plain = {"affinity": losses.spatial_affinity(feat), "cs": losses.contrastive_self_distillation_loss(sr, aux),
+             "kl": losses.mutual_kl_loss(logits, peer, temperature=2.0),
+             "weights": lfd.location_weights(sr, aux, (4, 4))}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = {"affinity": losses.spatial_affinity(feat.bfloat16()),
+                "cs": losses.contrastive_self_distillation_loss(sr, aux),
+                "kl": losses.mutual_kl_loss(logits, peer, temperature=2.0),
+                "weights": lfd.location_weights(sr, aux, (4, 4))}
+        assert (feat.bfloat16() @ feat.bfloat16().transpose(2, 3)).dtype == torch.bfloat16  # what autocast does elsewhere
+    for k in plain:
+        assert bf16[k].dtype == torch.float32, k
+    for k in ("cs", "kl", "weights"):  # float32 inputs: the same numbers as without autocast
+        assert torch.equal(bf16[k], plain[k]), k
+    # bf16 features (a bf16 network's output): only their own rounding remains, the affinity is float32 arithmetic
+    assert torch.allclose(bf16["affinity"], plain["affinity"], atol=2e-2)
+    bf16["affinity"].sum().backward()
+    assert feat.grad is not None and torch.isfinite(feat.grad).all()
