@@ -94,7 +94,7 @@ class Gain:
             return "not measured"
         head = f"{self.mean:{spec}} {unit}".rstrip()
         if self.n > 1:
-            head += f" ± {self.se:.3f} SE over {self.n} seeds"
+            head += f" ± {self.se:{spec.lstrip('+')}} SE over {self.n} seeds"
         out = f"{head}: {self.verdict()}"
         if published is not None and math.isfinite(published):
             would = self.would_resolve(published)

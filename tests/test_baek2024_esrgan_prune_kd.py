@@ -4,7 +4,6 @@ import copy
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from srcore import losses, nets, weights
-from conftest import read_values, run_paper_notebook
+from conftest import check_seeds, read_values, run_paper_notebook
 
 PAPER = "baek2024_esrgan_prune_kd"
 sp = lambda x: math.log1p(math.exp(x))  # softplus: BCE-with-logits of logit z against "real" is sp(-z), against "fake" sp(z)
@@ -302,14 +301,18 @@ def run_notebook(out, **parameters):
     return run_paper_notebook(PAPER, out, **parameters)
 
 
+SMALL = {"methods": ["Teacher_0.3", "Student_16_Teacher_0.3"], "teacher_steps": 2, "teacher_finetune_steps": 0,
+         "distill_steps": 2, "lr": 1e-2}
+
+
 @pytest.mark.notebook
 def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, monkeypatch):
     """No data anywhere: the claims said None.__format__ (issue 14); now 'not measured (no data)'. The same
-    settings reuse every run; another lambda_distill trains the student again, not ESRGAN."""
+    settings reuse every run; another lambda_distill trains the student again, not ESRGAN. A released ESRGAN
+    serves every seed; its fine-tuning, like every student, is trained once per seed."""
     from srcore import data
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
-    small = {"methods": ["Teacher_0.3", "Student_16_Teacher_0.3"], "teacher_steps": 2, "teacher_finetune_steps": 0,
-             "distill_steps": 2, "lr": 1e-2}
+    small = SMALL
     v, prov = run_notebook(tmp_path / "first", **small)
     pub = v[v.published.notna()]
     assert len(pub) == 125
@@ -338,7 +341,7 @@ def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, 
     assert psnr(v3) != psnr(v)
 
     # teacher_weights=<file>: ESRGAN is loaded, not trained, and its pruned teacher needs no training either
-    esrgan_file = Path(runs["ESRGAN"][1]["folder"]) / "last.pt"
+    esrgan_file = tmp_path / "checkpoints" / PAPER / runs["ESRGAN"][0] / "last.pt"  # the run's folder is its entry's name
     v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(esrgan_file))
     sha = hashlib.sha256(esrgan_file.read_bytes()).hexdigest()
     assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # the student only
@@ -346,6 +349,33 @@ def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, 
     assert len(rows) == 3 and rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
     teacher = lambda values: values[(values.dataset == "embedded") & (values.method == "Teacher_0.3") & (values.metric == "PSNR")].reproduced.item()
     assert teacher(v4) == teacher(v)  # the same ESRGAN weights, pruned alike
+
+    # over two seeds: the release, and its pruning (deterministic), are one network for every seed; the students of
+    # both seeds distil from it (seed 0's is reused from the run above)
+    v5, prov5 = run_notebook(tmp_path / "file_seeds", **small, teacher_weights=str(esrgan_file), seeds=[0, 1])
+    psnr_rows = lambda values: values[(values.dataset == "embedded") & (values.metric == "PSNR")].set_index("method")
+    rows = psnr_rows(v5)
+    assert rows.loc[["ESRGAN", "Teacher_0.3"], "n_seeds"].isna().all() and rows.loc["Student_16", "n_seeds"] == 2
+    assert teacher(v5) == teacher(v4) and prov5["trained_steps"] == 2
+    # fine-tuning the pruned release is a trained run: once per seed
+    v6, prov6 = run_notebook(tmp_path / "file_finetune", **{**small, "teacher_finetune_steps": 1},
+                             teacher_weights=str(esrgan_file), seeds=[0, 1])
+    rows = psnr_rows(v6)
+    assert pd.isna(rows.loc["ESRGAN", "n_seeds"]) and rows.loc["Teacher_0.3", "n_seeds"] == 2 and rows.loc["Teacher_0.3", "sd"] > 0
+    assert sorted(r["seed"] for r in prov6["runs"].values() if r["name"] == "Teacher_0.3_finetune") == [0, 1]
+
+
+@pytest.mark.notebook
+def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeypatch):
+    """Every trained run once per seed (the student of seed s from the teacher of seed s): n_seeds 2 and sd > 0 on
+    every row of a trained network; the parameter counts are seed-independent."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    values, per_seed = check_seeds(PAPER, tmp_path, **SMALL)
+    assert set(values[values.n_seeds == 2].method) == {"ESRGAN", "Teacher_0.3", "Student_16"}
+    assert set(per_seed.method) == {"ESRGAN", "Teacher_0.3", "Student_16"}
+    counts = values[values.metric == "Params(M)"]
+    assert len(counts) == 7 and counts.n_seeds.isna().all() and counts.sd.isna().all()
 
 
 @pytest.mark.notebook

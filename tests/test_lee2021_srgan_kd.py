@@ -2,7 +2,6 @@
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from srcore import losses, nets, subjective, weights
-from conftest import read_values, run_paper_notebook
+from srcore import losses, nets, report, subjective, weights
+from conftest import check_seeds, execute, provenance, read_values, run_paper_notebook
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -288,6 +287,9 @@ def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
 
 
+SMALL = {"methods": ["Bicubic", "GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
+
+
 def run_notebook(out, **parameters):
     return run_paper_notebook(PAPER, out, **parameters)
 
@@ -297,8 +299,7 @@ def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monke
     """No data anywhere (issue 14); the same settings reuse every run; another kd_weight trains the student again."""
     from srcore import data
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
-    small = {"methods": ["Bicubic", "GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
-    v, prov = run_notebook(tmp_path / "first", **small)
+    v, prov = run_notebook(tmp_path / "first", **SMALL)
     pub = v[v.published.notna()]
     assert len(pub) == 98
     t2 = pub[pub.table == "Table 2"]
@@ -311,11 +312,11 @@ def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monke
     claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
     assert not claims["our run"].str.contains(r"\bnan\b").any()
 
-    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    v2, prov2 = run_notebook(tmp_path / "again", **SMALL)
     assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
     assert v2.reproduced.equals(v.reproduced)
 
-    v3, prov3 = run_notebook(tmp_path / "kd", **small, kd_weight=10.0)
+    v3, prov3 = run_notebook(tmp_path / "kd", **SMALL, kd_weight=10.0)
     runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
     assert runs["Teacher"][1]["reused"] and runs["Teacher"][0] in prov["runs"]  # the teacher does not depend on kd_weight
     assert runs["GAN2G"][1]["trained_steps"] == 2 and runs["GAN2G"][0] not in prov["runs"]
@@ -323,12 +324,16 @@ def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monke
     assert psnr(v3) != psnr(v)
 
     # teacher_weights=<file>: the teacher is loaded, not trained; every dependent row names the file and its SHA-256
-    teacher_file = Path(next(r["folder"] for r in prov["runs"].values() if r["name"] == "Teacher")) / "last.pt"
-    v4, prov4 = run_notebook(tmp_path / "file", **small, teacher_weights=str(teacher_file))
+    # provenance["runs"] is keyed by each run's folder, beside out_dir under checkpoints/<paper>/
+    teacher_dir = next(folder for folder, r in prov["runs"].items() if r["name"] == "Teacher")
+    teacher_file = tmp_path / "checkpoints" / PAPER / teacher_dir / "last.pt"
+    v4, prov4 = run_notebook(tmp_path / "file", **SMALL, teacher_weights=str(teacher_file))
     sha = hashlib.sha256(teacher_file.read_bytes()).hexdigest()
     assert prov4["teacher_weights"]["x4"]["sha256"] == sha and prov4["trained_steps"] == 2  # GAN2G only
     runs4 = {r["name"]: r for r in prov4["runs"].values()}
-    assert runs4["Teacher"]["release"]["path"] == str(teacher_file) and runs4["Teacher"]["trained_steps"] == 0
+    # written files name machine paths portably ($TMPDIR/..., srcore.report.portable)
+    assert runs4["Teacher"]["release"]["path"] == report.portable(str(teacher_file))
+    assert runs4["Teacher"]["trained_steps"] == 0
     rows = v4[(v4.dataset == "embedded") & v4.method.isin(["Teacher", "GAN2G"])]
     assert rows.note.str.contains(f"last.pt (sha256 {sha})", regex=False).all()
     assert psnr(v4) == psnr(v)  # the same teacher weights and seed: the same student
@@ -341,3 +346,34 @@ def test_missing_teacher_file_stops_before_any_work(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match=r"looked for \S*no-such-teacher\.pth|no-such-teacher\.pth not found in"):
         run_notebook(tmp_path / "res", teacher_weights=str(tmp_path / "no-such-teacher.pth"))
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.notebook
+def test_seeds_repeat_teacher_and_student_and_report_mean_and_sd(tmp_path, monkeypatch):
+    """Teacher and GAN2G once per seed, GAN2G of seed s distilled from the Teacher of seed s; Table 2 and
+    Table 4's NIQE per seed; Bicubic and the ground truth's NIQE are the same for every seed."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    values, per_seed = check_seeds(PAPER, tmp_path, **SMALL)
+    assert set(values[values.n_seeds == 2].method) == {"Teacher", "GAN2G"}
+    assert set(per_seed.metric) == {"PSNR", "SSIM", "NIQE"}
+    assert values[values.method.isin(["Bicubic", "HR"])].n_seeds.isna().all()  # no seed shapes them
+    runs = provenance(tmp_path / "two")["runs"].values()
+    seed_of = {r["key"]: r["seed"] for r in runs}
+    students = [r for r in runs if r["name"] == "GAN2G"]
+    assert sorted(r["seed"] for r in students) == [0, 1]
+    assert all(seed_of[r["depends_on"]["Teacher"]] == r["seed"] for r in students)
+    claims = pd.read_csv(tmp_path / "two" / "tables" / "claims.csv")
+    assert not claims["our run"].str.contains(r"\bnan\b").any()
+
+    # a released teacher (here seed 0's file) serves every seed: its rows are seed-independent, and each seed's
+    # student distils from it: seed 0's student is the one above, seed 1's is not
+    teacher_dir = next(k for k, r in provenance(tmp_path / "two")["runs"].items() if r["name"] == "Teacher" and r["seed"] == 0)
+    released = execute(PAPER, tmp_path / "released", seeds=[0, 1], **SMALL,
+                       teacher_weights=str(tmp_path / "checkpoints" / PAPER / teacher_dir / "last.pt"))
+    v = read_values(released).query("status == 'reproduced'")
+    assert provenance(released)["trained_steps"] == 4  # GAN2G twice
+    assert v[v.method == "Teacher"].n_seeds.isna().all() and (v[v.method == "GAN2G"].n_seeds == 2).all()
+    psnr = lambda table: table[(table.method == "GAN2G") & (table.metric == "PSNR")].set_index("seed").reproduced
+    again = psnr(pd.read_csv(released / "values_per_seed.csv"))
+    assert again[0] == psnr(per_seed)[0] and again[1] != psnr(per_seed)[1]

@@ -1,14 +1,13 @@
 """lee2022_mutual_srgan: the mutual-distillation KL (Eq. 3), the paper's networks, the profiles, and the notebook in smoke."""
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from srcore import config, losses, nets, weights
-from conftest import read_values, run_paper_notebook
+from conftest import check_seeds, read_values, run_paper_notebook
 
 PAPER = "lee2022_mutual_srgan"
 LN4 = math.log(4.0)  # sigmoid(ln 4) = 4/5 = 0.8
@@ -155,8 +154,8 @@ def test_lee2022_recorded_values(smoke_run):
 @pytest.mark.notebook
 def test_lee2022_settings_differ_only_by_the_distillation_term(smoke_run):
     out = smoke_run(PAPER)
-    runs = json.loads((out / "provenance.json").read_text())["runs"].values()  # each run's keyed folder
-    folder = {(r["name"], r["scale"]): Path(r["folder"]) for r in runs}
+    runs = json.loads((out / "provenance.json").read_text())["runs"]  # keyed by each run's folder name
+    folder = {(r["name"], r["scale"]): out.parent / "checkpoints" / PAPER / name for name, r in runs.items()}
     logs = {m: pd.read_csv(folder[m, 2] / "log.csv") for m in ("Independent", "ML", "ML*")}
     assert (logs["Independent"][["l_md1", "l_md2"]] == 0).all().all()
     assert (logs["ML"][["l_md1", "l_md2"]] > 0).all().all()
@@ -190,13 +189,15 @@ def run_notebook(out, **parameters):
     return run_paper_notebook(PAPER, out, **parameters)
 
 
+SMALL = {"methods": ["Independent", "ML"], "scales": [2], "steps": 2, "lr": 1e-2}
+
+
 @pytest.mark.notebook
 def test_no_data_run_then_identical_rerun_then_another_md_weight(tmp_path, monkeypatch):
     """No data anywhere (issue 14); the same settings reuse every cohort; another md_weight trains ML again, not Independent."""
     from srcore import data
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
-    small = {"methods": ["Independent", "ML"], "scales": [2], "steps": 2, "lr": 1e-2}
-    v, prov = run_notebook(tmp_path / "first", **small)
+    v, prov = run_notebook(tmp_path / "first", **SMALL)
     pub = v[v.published.notna()]
     assert len(pub) == 48 and (pub.status == "n/a: benchmark data not found (smoke run on embedded images)").all()
     embedded = v[(v.dataset == "embedded") & (v.metric == "PSNR") & (v.table == "cohort")]
@@ -206,13 +207,34 @@ def test_no_data_run_then_identical_rerun_then_another_md_weight(tmp_path, monke
     claims = pd.read_csv(tmp_path / "first" / "tables" / "claims.csv")
     assert not claims["our run"].str.contains(r"\bnan\b").any()
 
-    v2, prov2 = run_notebook(tmp_path / "again", **small)
+    v2, prov2 = run_notebook(tmp_path / "again", **SMALL)
     assert prov2["trained_steps"] == 0 and set(prov2["reused_runs"]) == set(prov["runs"])
     assert v2.reproduced.equals(v.reproduced)
 
-    v3, prov3 = run_notebook(tmp_path / "md", **small, md_weight=10.0)
+    v3, prov3 = run_notebook(tmp_path / "md", **SMALL, md_weight=10.0)
     runs = {r["name"]: (k, r) for k, r in prov3["runs"].items()}
     assert runs["Independent"][1]["reused"] and runs["Independent"][0] in prov["runs"]  # no L_md: md_weight does not shape it
     assert runs["ML"][1]["trained_steps"] == 2 and runs["ML"][0] not in prov["runs"]
     psnr = lambda values: values[(values.dataset == "embedded") & (values.method == "ML G1") & (values.metric == "PSNR")].reproduced.item()
     assert psnr(v3) != psnr(v)
+
+
+@pytest.mark.notebook
+def test_seeds_repeat_every_cohort_and_each_seed_builds_its_own(tmp_path, monkeypatch):
+    """seeds=[0, 1]: every setting's cohort once per seed (the seeds contract of conftest.check_seeds); within a seed the
+    settings start from the same cohort, and seed 1's cohort is not seed 0's."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    values, per_seed = check_seeds(PAPER, tmp_path, **SMALL)
+    twice = values[values.n_seeds == 2]
+    assert set(twice.method) == {"Independent", "ML"} | {f"{m} {g}" for m in ("Independent", "ML") for g in ("G1", "G2", "mean")}
+    assert values[values.table == "networks"].n_seeds.isna().all()  # parameter counts: no seed shapes them
+
+    runs = json.loads((tmp_path / "two" / "provenance.json").read_text())["runs"]
+    first = {(r["name"], r["seed"]): pd.read_csv(tmp_path / "checkpoints" / PAPER / name / "log.csv").iloc[0]
+             for name, r in runs.items()}
+    assert set(first) == {(m, s) for m in ("Independent", "ML") for s in (0, 1)}
+    for key in ("l_dis1", "l_dis2", "l_con1", "l_con2"):
+        for s in (0, 1):  # before the first update Independent and ML of one seed see the same logits
+            assert first["ML", s][key] == pytest.approx(first["Independent", s][key], rel=1e-6)
+        assert first["Independent", 1][key] != pytest.approx(first["Independent", 0][key], rel=1e-6)

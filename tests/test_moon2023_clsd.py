@@ -173,6 +173,8 @@ def test_moon2023_clsd_recorded_values(smoke_run):
     assert (t6.status == "reproduced").all() and (t6.reproduced > 0).all()
     assert v[(v.table == "Fig. 3")].reproduced.map(math.isfinite).all()
     assert len(v[(v.table == "Fig. 4")]) >= 3 * 6  # 3 crops x (bicubic + 5 methods)
+    # every gain of the claims check is judged against seed noise (here one seed: not measured)
+    assert (out / "tables" / "claims.md").read_text().count("seed noise not measured (1 seed)") >= 8
     for f in ["tables/table_2.md", "tables/table_6.md", "tables/claims.md", "tables/table1_configs.csv",
               "figures/fig3_head_blocks.png", "figures/fig4_urban100_crops.png", "figures/training_loss.png"]:
         assert (out / f).is_file(), f
@@ -191,7 +193,7 @@ def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
     """Another FAKD weight retrains FAKD only; an identical rerun trains nothing; a teacher file replaces training."""
     import papermill as pm
     from conftest import execute, provenance
-    from srcore import data
+    from srcore import data, report
 
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
     first = execute("moon2023_clsd", tmp_path / "first", **TINY)
@@ -218,7 +220,7 @@ def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
     released = execute("moon2023_clsd", tmp_path / "released", **TINY, teacher_weights=str(teacher_file))
     prov = provenance(released)
     sha = prov["teacher_weights"]["x2"]["sha256"]
-    assert prov["teacher_weights"]["x2"]["path"] == str(teacher_file) and len(sha) == 64
+    assert prov["teacher_weights"]["x2"]["path"] == report.portable(str(teacher_file)) and len(sha) == 64  # $TMPDIR/...
     assert not any(r["name"] == "Teacher" and r.get("trained_steps") for r in prov["runs"].values())
     assert prov["trained_steps"] == 2  # FAKD again: its teacher's key is now the file's
     v = read_values(released)
@@ -255,3 +257,26 @@ def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
     assert (v[(v.table == "Table 2") & (v.dataset == "Set5") & (v.method == "Baseline")].status == "reproduced").all()
     with pytest.raises(pm.PapermillExecutionError, match="Urban100"):  # a figure image needs its set
         execute("moon2023_clsd", tmp_path / "res2", **small)
+
+
+@pytest.mark.notebook
+def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeypatch):
+    """seeds=[0, 1]: teacher, students and Fig. 3's sweep once per seed; FAKD of seed s distils from the teacher of seed s."""
+    from conftest import check_seeds, provenance
+    from srcore import data
+
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    small = dict(TINY, methods=["Baseline", "FAKD", "CLSD"], fig3_blocks=[1, 2], fig3_steps=2)  # PH1: the main CLSD run
+    values, _ = check_seeds("moon2023_clsd", tmp_path, **small)
+    assert set(values[values.n_seeds == 2].method) == {"Baseline", "FAKD", "CLSD", "CLSD PH1", "CLSD PH2"}
+    runs = provenance(tmp_path / "two")["runs"].values()
+    teacher = {r["seed"]: r["key"] for r in runs if r["name"] == "Teacher"}
+    fakd = {r["seed"]: r["depends_on"] for r in runs if r["name"] == "FAKD"}
+    assert len(set(teacher.values())) == 2 and fakd == {s: {"Teacher": k} for s, k in teacher.items()}
+    # per seed two CLSD folders: the main run (Fig. 3's PH1 too) and PH2
+    assert sorted((r["name"], r["seed"]) for r in runs if r["name"] == "CLSD") == [("CLSD", 0), ("CLSD", 0), ("CLSD", 1), ("CLSD", 1)]
+    # Fig. 3 plots one mean per head depth, its sd (the error bars) and n; Table 6 times the first seed's runs, once
+    fig3 = pd.read_csv(tmp_path / "two" / "figures" / "fig3_head_blocks.csv")
+    assert fig3.head_blocks.tolist() == [1, 2] and (fig3.n_seeds == 2).all() and (fig3.sd > 0).all()
+    t6 = values[(values.table == "Table 6") & (values.status == "reproduced")]
+    assert {"FAKD", "CLSD"} <= set(t6.method) and t6.n_seeds.isna().all()  # timed once, not per seed
