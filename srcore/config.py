@@ -46,7 +46,7 @@ class Params(dict):
 
 
 COMMON = "common"
-SECTIONS = (*PROFILES, "checks")  # not parameters: a profile file's override and check sections
+SECTIONS = (*PROFILES, "checks", "slurm")  # not parameters: override, check and cluster sections
 
 
 class _Loader(yaml.SafeLoader):
@@ -80,6 +80,11 @@ def _parse(name: str) -> dict:  # once per process: a kernel sees an edited prof
 def _read(name: str) -> dict:
     """profiles/<name>.yaml as a dict (a copy: a run may change its lists without changing the next run's)."""
     return copy.deepcopy(_parse(name))
+
+
+def slurm_defaults() -> dict:
+    """common.yaml's ``slurm:`` section: what ``--executor slurm`` asks of each job unless a flag says otherwise."""
+    return {"partition": None, "time_min": 480, "gpus_per_job": 1, "cpus_per_job": 8, **(_read(COMMON).get("slurm") or {})}
 
 
 def papers() -> list[str]:

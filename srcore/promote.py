@@ -212,7 +212,8 @@ def promote(run: str | os.PathLike, target: str | os.PathLike, *, force: bool = 
         log(f"promoting {run} anyway: " + verdict.explain())
     recover(target)
     stage = partial_dir(target)
-    shutil.copytree(run, stage)
+    # a sharded run's shard folders stay in runs/: results/ holds the merged run
+    shutil.copytree(run, stage, ignore=lambda folder, names: ["shards"] if Path(folder) == run else [])
     replace_folder(stage, target)
     log(f"promoted {run} -> {target}")
     verdict.promoted = True

@@ -2,6 +2,7 @@
 
     python -m srcore.reproduce                       # every paper, default profile
     python -m srcore.reproduce --paper seo_squeezesr_kd --profile quick -p teacher_steps=2000
+    python -m srcore.reproduce --paper moon2023_clsd --profile quick --shard scale --gpus 0,1,2   # srcore.shards
 
 The default profile is ``quick`` where CUDA is available and ``smoke`` elsewhere, so the
 command runs anywhere. Parameters come from ``srcore/profiles/<profile>.yaml``; ``-p``
@@ -13,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-from srcore import config, promote, report
+from srcore import config, promote, report, shards
+from srcore.execute import NOTEBOOKS, execute, papers
 from srcore.report import PROJECT_ROOT, output_dir
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
 RESULTS = PROJECT_ROOT / "results"
 
 MEANING = {
@@ -33,21 +32,6 @@ MEANING = {
              "values.csv) and may use part of a set (its note column): expect them below the published ones",
     "paper": "paper numbers come from the published settings: compare them with the published column directly",
 }
-
-
-class _KnownToConfig(logging.Filter):
-    """papermill only sees `profile` and `out_dir` in the parameters cell; the rest is checked by srcore.config."""
-
-    def filter(self, record):
-        return not record.getMessage().startswith("Passed unknown parameter")
-
-
-logging.getLogger("papermill").addFilter(_KnownToConfig())
-
-
-def papers() -> list[str]:
-    """Papers that have a notebook, in name order."""
-    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
 
 
 def default_profile() -> str:
@@ -64,21 +48,6 @@ def parse_override(text: str) -> tuple[str, object]:
     return name.strip(), config.parse_value(raw)
 
 
-def _kernel_config():
-    """Kernel over local (Unix domain) sockets where the OS has them: over the default TCP transport
-    every ipykernel >= 7 prints "Kernel is running over TCP without encryption"; ipc never leaves
-    the machine. The sockets are <tmp>/srcore-kernel-<pid>-<n>: a short path (Unix sockets allow
-    about 100 characters, which a connection file deep in a home folder can exceed)."""
-    import tempfile
-
-    from traitlets.config import Config
-
-    prefix = os.path.join(tempfile.gettempdir(), f"srcore-kernel-{os.getpid()}")
-    if os.name != "posix" or len(prefix) > 90:
-        return Config()
-    return Config({"KernelManager": {"transport": "ipc", "ip": prefix}})
-
-
 def executed_path(paper: str, profile: str, out_root: Path | None = None) -> Path:
     """Where the executed copy of a paper's notebook (outputs and any traceback) is kept."""
     return output_dir(paper, profile, out_root and out_root / paper).parent / "executed" / f"{paper}.ipynb"
@@ -89,23 +58,15 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
 
     Raises on a failing cell, after removing the run's half-written folder.
     """
-    import papermill as pm
-
     config.load(paper, profile, **overrides)  # unknown parameters fail here, before any work
-    # The kernel imports srcore from this checkout, not from whichever copy pip last installed.
-    path = os.environ.get("PYTHONPATH", "")
-    if str(PROJECT_ROOT) not in path.split(os.pathsep):
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
     out_dir = out_root / paper if out_root else None
     params = {"profile": profile, **overrides, **({"out_dir": str(out_dir)} if out_dir else {})}
     executed = executed_path(paper, profile, out_root)
-    executed.parent.mkdir(parents=True, exist_ok=True)
     results = output_dir(paper, profile, out_dir)
     log(f"[{paper}] profile={profile} -> executed notebook: {executed}")
     tic = time.perf_counter()
     try:
-        pm.execute_notebook(NOTEBOOKS / f"{paper}.ipynb", executed, parameters=params, cwd=str(NOTEBOOKS),
-                            kernel_name="python3", progress_bar=False, log_output=False, config=_kernel_config())
+        execute(paper, params, executed)
     finally:
         promote.recover(results)  # a failed run leaves no .partial beside its folder
     log(f"[{paper}] done in {time.perf_counter() - tic:.0f} s -> run folder: {results}")
@@ -148,7 +109,29 @@ def main(argv=None) -> int:
     ap.add_argument("--promote-anyway", action="store_true",
                     help="promote quick/paper runs into results/ even when they are less complete than what is "
                          "there (what is lost is listed first)")
+    scale = ap.add_argument_group("several GPUs, processes or cluster jobs (srcore.shards)")
+    scale.add_argument("--shard", choices=["scale"], help="one notebook execution per scale, in parallel, merged into "
+                       "one run folder (runs/<profile>/<paper>/shards/x<scale>/, then runs/<profile>/<paper>/)")
+    scale.add_argument("--executor", choices=shards.EXECUTORS, default="local",
+                       help="local: one process per shard (default); slurm: one SLURM job per shard (submitit); "
+                            "submitit-local: the SLURM path on this machine")
+    scale.add_argument("--jobs", type=int, help="local: shards at a time (default: one per GPU group, 1 on a CPU)")
+    scale.add_argument("--gpus", type=lambda t: [int(g) for g in t.split(",") if g != ""],
+                       help="local: the GPUs to use, e.g. 0,1,2,3 (default: every visible GPU)")
+    scale.add_argument("--nproc-per-shard", type=int, default=1, metavar="N",
+                       help="execute each shard under torchrun with N processes (N GPUs; gloo on a CPU); rank 0 "
+                            "evaluates and writes, the global batch stays the recipe's")
+    slurm = config.slurm_defaults()
+    for flag, key, kind, what in [("--partition", "partition", str, "SLURM partition"),
+                                  ("--time-limit", "time_min", int, "minutes per job"),
+                                  ("--gpus-per-job", "gpus_per_job", int, "GPUs per job"),
+                                  ("--cpus-per-job", "cpus_per_job", int, "CPUs per job")]:
+        scale.add_argument(flag, dest=key, type=kind, default=slurm[key],
+                           help=f"slurm: {what} (default {slurm[key]}, profiles/common.yaml slurm:)")
     args = ap.parse_args(argv)
+    sharded = args.shard is not None or args.executor != "local" or args.nproc_per_shard > 1
+    if args.nproc_per_shard > 1 and args.executor == "slurm" and args.gpus_per_job < args.nproc_per_shard:
+        args.gpus_per_job = args.nproc_per_shard  # one GPU per process
 
     profile = args.profile or default_profile()
     chosen = args.paper or papers()
@@ -170,13 +153,21 @@ def main(argv=None) -> int:
         for paper in papers():  # a promotion killed half-way is settled before anything runs
             promote.recover(RESULTS / paper)
     outcome: dict[str, dict] = {}
+    root = args.out_root or PROJECT_ROOT / "runs" / profile
     for paper in chosen:
         try:
-            folder = run(paper, profile, overrides, args.out_root)
+            if sharded:
+                folder = shards.run(paper, profile, overrides, root, by=args.shard, executor=args.executor,
+                                    jobs=args.jobs, gpus=args.gpus, nproc=args.nproc_per_shard,
+                                    slurm={k: getattr(args, k) for k in ("partition", "time_min", "gpus_per_job",
+                                                                         "cpus_per_job")})
+            else:
+                folder = run(paper, profile, overrides, args.out_root)
         except Exception as e:  # report and go on with the other papers
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
             print(f"[{paper}] FAILED: {error}", file=sys.stderr)
-            outcome[paper] = {"error": error, "executed": executed_path(paper, profile, args.out_root)}
+            where = root / paper / "shards" if sharded else executed_path(paper, profile, args.out_root)
+            outcome[paper] = {"error": error, "executed": where}
             continue
         outcome[paper] = {"folder": folder}
         if args.out_root is None and profile in promote.PROMOTED_PROFILES:

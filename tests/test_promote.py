@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from srcore import promote, report, reproduce
+from srcore import execute, promote, report, reproduce
 
 PAPER = "seo_squeezesr_kd"
 FULL = {  # (dataset, scale, method) -> (PSNR, steps, note): a complete quick run
@@ -227,7 +227,7 @@ def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd):
     nb.cells = [params, body]
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, tmp_path / "notebooks" / f"{PAPER}.ipynb")
-    monkeypatch.setattr(reproduce, "NOTEBOOKS", tmp_path / "notebooks")
+    monkeypatch.setattr(execute, "NOTEBOOKS", tmp_path / "notebooks")
     monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
     monkeypatch.setenv("SRCORE_DATA", "none")
@@ -239,6 +239,6 @@ def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd):
     out, err = capfd.readouterr()
     assert "without encryption" not in out + err and "TCP" not in out + err
     values = (tmp_path / "results" / PAPER / "values.csv").read_text()
-    assert ",36,-0.62,reproduced,quick,,400," in values  # the 400-step run stayed; the 3-step one did not replace it
+    assert ",36,,,-0.62,reproduced,quick,,400," in values  # the 400-step run stayed; the 3-step one did not replace it
     assert "400 training steps -> 3" in out and out.rstrip().endswith(reproduce.MEANING["quick"] + ".")
     assert sorted(os.listdir(tmp_path / "runs" / "quick")) == ["executed", PAPER]

@@ -1,0 +1,198 @@
+"""Scale-out (issue 21): shards of one run, executors, torchrun, and merging run folders into one.
+
+The end-to-end tests run the smoke profile: a run sharded by scale over 2 local processes gives
+the unsharded run's values.csv (same rows, statuses and numbers; moon's Table 6 is wall-clock time,
+different in every run), an identical rerun trains nothing, submitit's local executor runs the
+SLURM path, and a shard under torchrun (gloo, 2 processes) trains once and writes once.
+"""
+import json
+import os
+import tarfile
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import provenance, read_values
+from srcore import config, merge, report, reproduce, shards
+
+KEYS = ["table", "dataset", "scale", "method", "metric"]
+TINY = dict(teacher_steps=2, student_steps=2, runtime_images=1)
+
+
+# --- plans -----------------------------------------------------------------------------------------------------
+
+def test_a_shard_per_scale_with_the_figures_where_their_scale_is(tmp_path):
+    seo = shards.plan("seo_squeezesr_kd", "quick", {"lr": 2e-4}, tmp_path)
+    assert [s.name for s in seo] == ["x2", "x3", "x4"]
+    # seo's Fig. 2 records no values: a shard without fig_scale draws it at its own scale
+    assert [s.overrides for s in seo] == [{"lr": 2e-4, "scales": [2], "fig_scale": 2},
+                                          {"lr": 2e-4, "scales": [3], "fig_scale": 3}, {"lr": 2e-4, "scales": [4]}]
+    assert {s.ckpt_dir for s in seo} == {str(tmp_path / "checkpoints" / "seo_squeezesr_kd")}  # an unsharded run's
+    assert seo[0].folder == str(tmp_path / "seo_squeezesr_kd" / "shards" / "x2")
+    # moon's Fig. 4 records values: only the shard of fig4_scale draws it
+    moon = {s.name: s.overrides for s in shards.plan("moon2023_clsd", "quick", {}, tmp_path)}
+    assert moon == {"x2": {"scales": [2], "fig4_images": []}, "x3": {"scales": [3], "fig4_images": []}, "x4": {"scales": [4]}}
+    assert [s.name for s in shards.plan("lee2021_srgan_kd", "quick", {}, tmp_path)] == ["all"]  # one scale, one shard
+    assert [s.name for s in shards.plan("seo_squeezesr_kd", "quick", {}, tmp_path, by=None)] == ["all"]
+
+
+def test_gpus_are_handed_out_nproc_at_a_time():
+    assert shards._gpu_groups([0, 1, 2, 3], 1) == [[0], [1], [2], [3]]
+    assert shards._gpu_groups([0, 1, 2, 3, 4], 2) == [[0, 1], [2, 3]]
+    with pytest.raises(ValueError, match="cannot hold one shard of 4 processes"):
+        shards._gpu_groups([0, 1], 4)
+
+
+def test_the_slurm_job_script_asks_for_what_the_flags_say(tmp_path, monkeypatch):
+    """submitit writes the job script and calls sbatch: a stand-in sbatch keeps the script and answers a job id."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    plan = shards.plan("moon2023_clsd", "paper", {}, tmp_path)
+    jobs = shards.submit(plan[:1], partition="gpu", time_min=90, gpus_per_job=2, cpus_per_job=16)
+    assert jobs["x2"].job_id == "4242"
+    script = (tmp_path / "job.sh").read_text()
+    logs = tmp_path / "moon2023_clsd" / "shards" / "x2.slurm"
+    for line in ["#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --cpus-per-task=16", "#SBATCH --job-name=srcore-moon2023_clsd-x2", "#SBATCH --nodes=1",
+                 f"#SBATCH --output={logs}/%j_0_log.out", f"#SBATCH --error={logs}/%j_0_log.err"]:
+        assert line in script.splitlines(), line
+    assert config.slurm_defaults() == {"partition": None, "time_min": 480, "gpus_per_job": 1, "cpus_per_job": 8}
+
+
+# --- merge -----------------------------------------------------------------------------------------------------
+
+def folder(tmp_path, name, rows, *, profile="quick", tables=None, figures=None, steps=""):
+    """A run folder of seo_squeezesr_kd holding ``rows`` ({(dataset, scale, method): (value, note)})."""
+    res = report.Results("seo_squeezesr_kd", profile, tmp_path / name, provenance={"device": f"dev-{name}"})
+    for (dataset, scale, method), (value, note) in rows.items():
+        if value is None:
+            res.na("Table 1", dataset, scale, method, "PSNR", note)
+        else:
+            res.record("Table 1", dataset, scale, method, "PSNR", value, note=note, steps=steps if method != "Bicubic" else "")
+    for t, df in (tables or {}).items():
+        res.add_table(df, t, f"table {t}")
+    for f, df in (figures or {}).items():
+        import matplotlib.pyplot as plt
+        fig, _ = plt.subplots()
+        res.add_figure(fig, df, f)
+        plt.close(fig)
+    return res.write()
+
+
+def test_merge_takes_each_value_from_the_folder_that_measured_it(tmp_path):
+    committed = folder(tmp_path, "committed", {("Urban100", 4, "Bicubic"): (23.14, ""),
+                                               ("Set5", 4, "EDSR-T"): (None, "not run: training needs a GPU; this run had none")},
+                       tables={"claims": pd.DataFrame({"claim": ["a"], "our run": ["n/a"]})})
+    gpu = folder(tmp_path, "gpu", {("Urban100", 4, "Bicubic"): (23.50, "first 12 of 100 images"),
+                                   ("Set5", 4, "EDSR-T"): (31.2, "")}, steps=1000,
+                 tables={"claims": pd.DataFrame({"claim": ["a"], "our run": ["+0.1 dB"]})},
+                 figures={"fig2_img004": pd.DataFrame({"method": ["HR"], "crop_psnr": [1.0]})})
+    out = merge.merge(tmp_path / "merged", [committed, gpu], log=lambda m: None)
+    v = read_values(out).set_index(KEYS)
+    assert v.loc[("Table 1", "Urban100", "4", "Bicubic", "PSNR")].reproduced == 23.14  # the whole set wins
+    edsr = v.loc[("Table 1", "Set5", "4", "EDSR-T", "PSNR")]
+    assert (edsr.reproduced, edsr.status, edsr.steps) == (31.2, "reproduced", 1000)  # a number beats an n/a
+    assert len(v) == 36 and (out / "tables" / "table_1.md").is_file()
+    claims = pd.read_csv(out / "tables" / "claims.csv")  # different in the two folders: both, named
+    assert list(claims["from"]) == [report.portable(str(committed)), report.portable(str(gpu))]
+    assert (out / "figures" / "fig2_img004.png").is_file()  # in one folder only: as it is
+    prov = provenance(out)
+    assert [m["device"] for m in prov["merged_from"]] == ["dev-committed", "dev-gpu"]
+    assert [m["rows"] for m in prov["merged_from"]] == [1, 1]
+    assert "merged from" in (out / "README.md").read_text()
+
+
+def test_merge_refuses_one_value_measured_two_ways_naming_both(tmp_path):
+    a = folder(tmp_path, "a", {("Set5", 2, "EDSR-T"): (37.1, "")}, steps=100)
+    b = folder(tmp_path, "b", {("Set5", 2, "EDSR-T"): (36.4, "")}, steps=50)
+    with pytest.raises(merge.MergeConflict) as e:
+        merge.merge(tmp_path / "out", [a, b])
+    assert "Table 1 Set5 x2 EDSR-T PSNR" in str(e.value) and "steps 100" in str(e.value) and "steps 50" in str(e.value)
+    assert not (tmp_path / "out").exists()  # nothing written
+    c = folder(tmp_path, "c", {("Set5", 2, "EDSR-T"): (37.1, "")}, steps=100, profile="paper")
+    with pytest.raises(merge.MergeConflict, match="more than one profile"):
+        merge.merge(tmp_path / "out", [a, c])
+    assert merge.main([str(tmp_path / "out"), str(a), str(b)]) == 2
+
+
+def test_merge_reads_a_bundles_results_archive_and_may_write_over_an_input(tmp_path):
+    results = folder(tmp_path, "results", {("Set5", 2, "Bicubic"): (33.67, "")})
+    back = folder(tmp_path / "work", "seo_squeezesr_kd", {("Set5", 3, "EDSR-T"): (33.9, "")}, steps=10)
+    (tmp_path / "out").mkdir()
+    with tarfile.open(tmp_path / "out" / "seo_squeezesr_kd_results.tar.gz", "w:gz") as tar:
+        tar.add(back, arcname="seo_squeezesr_kd")
+    assert merge.main([str(results), str(results), str(tmp_path / "out")]) == 0
+    v = read_values(results).set_index(KEYS)
+    assert v.loc[("Table 1", "Set5", "2", "Bicubic", "PSNR")].reproduced == 33.67
+    assert v.loc[("Table 1", "Set5", "3", "EDSR-T", "PSNR")].reproduced == 33.9
+
+
+# --- end to end (smoke) ----------------------------------------------------------------------------------------
+
+def same_values(unsharded, sharded, skip_tables=()):
+    a, b = (read_values(f) for f in (unsharded, sharded))
+    a, b = (x[~x.table.isin(skip_tables)].set_index(KEYS).sort_index() for x in (a, b))
+    assert list(a.index) == list(b.index)  # the same rows
+    assert (a.status == b.status).all()
+    pd.testing.assert_series_equal(a.reproduced, b.reproduced)  # the same numbers, exactly
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("paper,timed", [("seo_squeezesr_kd", ()), ("moon2023_clsd", ("Table 6",))])
+def test_a_run_sharded_by_scale_gives_the_unsharded_values(smoke_run, tmp_path, paper, timed):
+    unsharded = smoke_run(paper)
+    args = ["--paper", paper, "--profile", "smoke", "--shard", "scale", "--jobs", "2", "--out-root", str(tmp_path)]
+    assert reproduce.main(args) == 0
+    out = tmp_path / paper
+    same_values(unsharded, out, skip_tables=timed)  # Table 6: wall-clock hours, different in every run
+    prov = provenance(out)
+    assert [m["folder"] for m in prov["merged_from"]] == ["x2", "x3", "x4"] and prov["trained_steps"] > 0
+    assert all(m["commit"] and m["device"] for m in prov["merged_from"])
+    assert (out / "shards" / "x2" / "values.csv").is_file() and (out / "README.md").is_file()
+
+    assert reproduce.main(args) == 0  # an identical rerun: every shard finished, nothing trains
+    again = provenance(out)
+    assert again["trained_steps"] == 0 and all(m["finished_earlier"] for m in again["merged_from"])
+    same_values(unsharded, out, skip_tables=timed)
+
+
+@pytest.mark.notebook
+def test_submitits_local_executor_runs_the_slurm_path(tmp_path, monkeypatch):
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    params = [a for k, v in {**TINY, "scales": "[2,3]", "fig_scale": 3}.items() for a in ("-p", f"{k}={v}")]
+    assert reproduce.main(["--paper", "seo_squeezesr_kd", "--profile", "smoke", "--shard", "scale",
+                           "--executor", "submitit-local", "--out-root", str(tmp_path), *params]) == 0
+    out = tmp_path / "seo_squeezesr_kd"
+    assert {m["folder"] for m in provenance(out)["merged_from"]} == {"x2", "x3"}
+    logs = sorted((out / "shards").glob("x*.slurm/*_log.out"))
+    assert len(logs) == 2  # one log per shard
+    embedded = read_values(out)
+    assert set(embedded[embedded.dataset == "embedded"].scale) == {"2", "3"}
+
+
+@pytest.mark.notebook
+def test_one_shard_on_two_processes_under_torchrun(tmp_path, monkeypatch):
+    """gloo, 2 processes: both ranks execute the notebook and train (each half of the batch), rank 0 writes."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    params = [a for k, v in {**TINY, "scales": "[2]", "fig_scale": 2}.items() for a in ("-p", f"{k}={v}")]
+    assert reproduce.main(["--paper", "seo_squeezesr_kd", "--profile", "smoke", "--nproc-per-shard", "2",
+                           "--out-root", str(tmp_path), *params]) == 0
+    out = tmp_path / "seo_squeezesr_kd"
+    assert provenance(out / "shards" / "all")["world_size"] == 2 and provenance(out)["world_size"] == 2
+    executed = sorted(p.name for p in (tmp_path / "executed").iterdir())
+    assert executed == ["seo_squeezesr_kd.all.ipynb", "seo_squeezesr_kd.all.rank1.ipynb"]
+    ckpt = next((tmp_path / "checkpoints" / "seo_squeezesr_kd").glob("EDSR-T_x2-*/last.pt"))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 2 and len(state["ranks"]) == 2  # both ranks' random states, for an exact resume
+    v = read_values(out)
+    assert v[v.dataset == "embedded"].reproduced.notna().all()
+    assert "trained by 2 processes" in (out / "README.md").read_text()
+    assert json.loads((out / "shards" / "all" / "provenance.json").read_text())["trained_steps"] == 6  # EDSR-T, SqueezeSR, SqueezeSR-KD
