@@ -47,6 +47,8 @@ from pathlib import Path
 import common
 import psutil
 
+from srcore.report import portable  # noqa: E402  (common puts this checkout on sys.path)
+
 ROOT = common.ROOT
 CSV = common.RESULTS / "footprint.csv"
 MD = common.RESULTS / "footprint.md"
@@ -407,7 +409,7 @@ def main(argv=None):
     if args.install_venv:
         save_row({"paper": "(all)", "profile": "install", "repeat": 1, "status": "ok",
                   "wall_s": args.install_seconds or "", "disk_other_mb": round(folder_bytes(args.install_venv) / MB),
-                  "overrides": str(args.install_venv.resolve()), "error": args.install_note})
+                  "overrides": portable(str(args.install_venv.resolve())), "error": args.install_note})
     if not args.report_only:
         from srcore import reproduce
         papers = args.paper or reproduce.papers()

@@ -15,7 +15,12 @@ Per paper and call (the whole quick profile, or one call per scale where the pap
 * evaluation: forward FLOPs of every evaluated network over the evaluation images at the same
   rate, plus PSNR/SSIM on the CPU, measured here per megapixel;
 * data preparation (decode + MATLAB bicubic of the training images, per scale) measured here;
-* the bundle's size (code, wheels, data) from ``srcore.bundle.plan`` and which sets are partial.
+* the bundle's size (code, wheels, data) from ``srcore.bundle.plan`` and which sets are partial;
+* the same call with 3 seeds (``-p seeds=[0,1,2]``): training and evaluation of the trained networks
+  three times (an upper bound: moon's Table 6 probes, counted three times here, are not repeated);
+* ``--paper-profile``: the paper profile's training hours on 1 H200 and on 8 (``--shard scale``, the
+  GPUs shared evenly among the shards, data parallel within each: compute divided, per-step
+  overhead not), by the same FLOP and overhead method.
 
 A call must fit 8 minutes including ~1 min start-up. The recommended steps scale every step
 parameter of the paper by one factor so that training fills what is left (rounded down).
@@ -41,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from srcore import bundle, config, nets  # noqa: E402
+from srcore import bundle, config, nets, shards  # noqa: E402
 from srcore.checkpoints import make_rrdbnet  # noqa: E402
 
 PEAK = 790e12          # bf16 dense, measured on an H200 of this workplace (KINDS.md)
@@ -372,6 +377,7 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
     eval_min = eval_flops / rate / 60 + eval_metric_s / 60
     fixed = STARTUP_MIN + INSTALL_MIN + prep_s / 60 + eval_min
     total = fixed + train_min + over_min
+    seeds3 = STARTUP_MIN + INSTALL_MIN + prep_s / 60 + SEEDS * (eval_min + train_min + over_min)
     factor = max(0.0, (BUDGET_MIN - fixed) * MARGIN / max(train_min + over_min, 1e-9))
     rec = {k: _nice(P[k] * factor) for k in STEP_KEYS[paper]}
     launch_min = launches * LAUNCH_S / 60  # the other estimate: launch-bound, not CPU-op-bound
@@ -389,6 +395,7 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
         "launch_min": round(launch_min, 2), "total_launch_bound_min": round(fixed_l, 2), "eval_TFLOP": round(eval_flops / 1e12, 2),
         "eval_min": round(eval_min, 2), "data_prep_min": round(prep_s / 60, 2),
         "total_min": round(total, 2), "fits_8_min": total <= BUDGET_MIN,
+        "total_min_3_seeds": round(seeds3, 2), "fits_8_min_3_seeds": seeds3 <= BUDGET_MIN,
         "code_MiB": round(code, 2), "wheels_MiB": round(wheels_mib, 2), "data_MiB": round(data_mib, 2),
         "bundle_MiB": round(code + wheels_mib + data_mib, 2), "fits_64_MiB": code + wheels_mib + data_mib <= 64,
         "partial_sets": "; ".join(partial),
@@ -396,6 +403,45 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
         "recommended": ", ".join(f"{k}={v}" for k, v in rec.items()),
         "recommended_launch_bound": ", ".join(f"{k}={v}" for k, v in rec_l.items()),
     }
+
+
+SEEDS = 3  # the seeds of the seed-noise column (issue 22)
+GPUS = 8   # the multi-GPU column of --paper-profile
+
+
+def train_cost(paper: str, P, run_scales, cache: dict) -> tuple[float, float, int]:
+    """(training minutes at EFFICIENCY of PEAK, CPU-measured per-step overhead minutes, steps) of the runs."""
+    runs, _ = PAPERS[paper](P, run_scales)
+    flops = overhead = 0.0
+    steps = 0
+    for r in runs:
+        for role in r.roles:
+            key = (paper, r.name.split(" x")[0], role.side, role.mode, role.times, repr(role.make(True))[:2000])
+            if key not in cache:
+                cache[key] = (role_flops(role, P.batch_size), role_overhead_s(role), role_ops(role))
+            f, o, _ = cache[key]
+            flops += f * r.steps
+            overhead += o * r.steps
+        steps += r.steps
+    return flops / (PEAK * EFFICIENCY) / 60, overhead / 60, steps
+
+
+def paper_profile(paper: str, cache: dict) -> dict:
+    """Training hours of the paper profile on one H200, and on GPUS of them sharded by scale."""
+    P0 = config.load(paper, "paper")
+    scales = P0.get("scales") or []
+    parts = []
+    for x in scales if len(scales) > 1 else [None]:
+        ov = shards.shard_overrides(paper, "paper", x, {}) if x is not None else {}
+        P = config.load(paper, "paper", **ov)
+        parts.append(train_cost(paper, P, P.get("scales") or [P.get("scale", 4)], cache))
+    per_shard = max(1, GPUS // len(parts))
+    one = sum(t + o for t, o, _ in parts) / 60
+    many = max(t / per_shard + o for t, o, _ in parts) / 60
+    return {"paper": paper, "shards": len(parts), "steps": sum(n for _, _, n in parts),
+            "train_h_1_gpu": round(one, 1), "compute_h": round(sum(t for t, _, _ in parts) / 60, 1),
+            "overhead_h": round(sum(o for _, o, _ in parts) / 60, 1),
+            f"train_h_{GPUS}_gpus": round(many, 1), "gpus_per_shard": per_shard}
 
 
 def _nice(v: float) -> int:
@@ -407,7 +453,8 @@ def _nice(v: float) -> int:
 
 
 COLUMNS = ["paper", "call", "runs", "steps", "train_TFLOP", "train_min", "overhead_min", "launches_per_step",
-           "launch_min", "eval_TFLOP", "eval_min", "data_prep_min", "total_min", "total_launch_bound_min", "fits_8_min", "code_MiB", "wheels_MiB", "data_MiB", "bundle_MiB",
+           "launch_min", "eval_TFLOP", "eval_min", "data_prep_min", "total_min", "total_launch_bound_min", "fits_8_min",
+           "total_min_3_seeds", "fits_8_min_3_seeds", "code_MiB", "wheels_MiB", "data_MiB", "bundle_MiB",
            "fits_64_MiB", "partial_sets", "now", "recommended", "recommended_launch_bound"]
 
 
@@ -415,21 +462,27 @@ MD_COLUMNS = {"paper": "paper", "call": "call", "steps": "steps (all runs)", "tr
               "train_min": "train min", "overhead_min": "CPU-measured overhead min",
               "launch_min": "launch overhead min", "eval_min": "eval min",
               "data_prep_min": "data prep min", "total_min": "total min (CPU overhead)",
-              "total_launch_bound_min": "total min (launch overhead)", "code_MiB": "code MiB",
+              "total_launch_bound_min": "total min (launch overhead)",
+              "total_min_3_seeds": "total min, 3 seeds (CPU overhead)", "code_MiB": "code MiB",
               "wheels_MiB": "wheels MiB", "data_MiB": "data MiB", "bundle_MiB": "bundle MiB",
               "partial_sets": "partial sets (others whole)", "now": "quick now",
               "recommended": "fills 8 min (CPU overhead)", "recommended_launch_bound": "fills 8 min (launch overhead)"}
 BEGIN, END = "<!-- sizing table: written by benchmarks/sizing.py -->", "<!-- end of sizing table -->"
+PAPER_BEGIN, PAPER_END = "<!-- paper-profile table: benchmarks/sizing.py --paper-profile -->", "<!-- end of paper-profile table -->"
 
 
-def write_md(rows: list[dict], path: Path) -> None:
-    """The table into ``path`` between BEGIN and END, the rest of the file kept."""
+def write_md(rows: list[dict], path: Path, columns=MD_COLUMNS, begin=BEGIN, end=END) -> None:
+    """The table into ``path`` between ``begin`` and ``end``, the rest of the file kept (appended when absent)."""
     from srcore.report import markdown_table
-    df = pd.DataFrame(rows)[list(MD_COLUMNS)].rename(columns=MD_COLUMNS)
-    block = f"{BEGIN}\n{markdown_table(df)}{END}"
-    text = path.read_text() if path.is_file() else f"# Sizing of the quick profile\n\n{BEGIN}\n{END}\n"
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
+    df = pd.DataFrame(rows)
+    if columns:
+        df = df[list(columns)].rename(columns=columns)
+    block = f"{begin}\n{markdown_table(df)}{end}"
+    text = path.read_text() if path.is_file() else "# Sizing of the quick profile\n\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
     path.write_text(head + block + tail)
 
 
@@ -438,7 +491,19 @@ def main(argv=None) -> int:
     ap.add_argument("--paper", nargs="+", default=list(PAPERS))
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--md-only", action="store_true", help="rewrite results/sizing.md's table from results/sizing.csv")
+    ap.add_argument("--paper-profile", action="store_true",
+                    help=f"the paper profile's training hours on 1 and {GPUS} H200s (results/sizing_paper.csv)")
     args = ap.parse_args(argv)
+    if args.paper_profile:
+        torch.set_num_threads(1)
+        cache, rows = {}, []
+        for paper in args.paper:
+            rows.append(paper_profile(paper, cache))
+            print(rows[-1], flush=True)
+        if not args.no_write:
+            pd.DataFrame(rows).to_csv(ROOT / "results" / "sizing_paper.csv", index=False)
+            write_md(rows, ROOT / "results" / "sizing.md", columns=None, begin=PAPER_BEGIN, end=PAPER_END)
+        return 0
     if args.md_only:
         write_md(pd.read_csv(ROOT / "results" / "sizing.csv", keep_default_na=False).to_dict("records"),
                  ROOT / "results" / "sizing.md")

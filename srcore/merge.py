@@ -8,7 +8,9 @@ holding ``<paper>_results.tar.gz``, or that archive itself. OUT_RUN may be one o
 are read before anything is written); it is replaced whole, as every run folder is. The rules:
 
 * **values**: for each published value (and each extra row) the row of the folder that measured
-  it; a number beats an n/a. Two folders with the same number agree. Rows no training shapes
+  it; a number beats an n/a. A value measured per seed in several folders on different seeds, under
+  the same profile, steps and data (the seeds of one run trained in separate calls), is pooled: mean,
+  sd and count over all the seeds. Two folders with the same number agree. Rows no training shapes
   (bicubic, counts; no ``steps``) computed on a whole set win over the same row computed on part of
   it ("first n of N images"). Any other pair of different numbers for one value is an error naming
   both folders and their settings (steps, seeds, note): nothing is written. Every seed's value
@@ -41,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from srcore import promote, report
+from srcore import seeds as seeds_mod
 
 SHARDS = "shards"  # a sharded run's shard folders, kept inside its run folder
 
@@ -130,27 +133,59 @@ def choose(key: tuple, candidates: list[tuple[Source, pd.Series]]) -> tuple[Sour
     return best
 
 
+def _seed_rows(src: Source, key: tuple) -> pd.DataFrame:
+    mine = src.per_seed
+    if not len(mine):
+        return mine
+    return mine[(mine[report.KEYS].astype(str) == pd.Series(key, index=report.KEYS)).all(axis=1)]
+
+
+def pool_seeds(cands: list[tuple[Source, pd.Series]], per_seed: list[pd.DataFrame]) -> pd.Series | None:
+    """One row over the seeds of every folder, when each measured the value on other seeds under the same
+    profile, steps and training data (the seeds of one run, trained in separate calls); else None."""
+    seeds = [set(p["seed"]) for p in per_seed]
+    rows = [r for _, r in cands]
+    same = {(r["profile"], str(r["steps"]), r["train_set"]) for r in rows}
+    if len(cands) < 2 or not all(seeds) or len(same) > 1 or sum(map(len, seeds)) != len(set().union(*seeds)):
+        return None
+    by_seed = {int(r.seed): {"reproduced": float(r.reproduced), "steps": r.steps, "note": r.note,
+                             "train_set": rows[0]["train_set"]} for p in per_seed for r in p.itertuples()}
+    row = rows[0].copy()
+    row.update(pd.Series(seeds_mod.combine(by_seed)))
+    row["delta"] = row["reproduced"] - float(row["published"]) if str(row["published"]) not in ("", "nan") else float("nan")
+    return row
+
+
 def merge_values(sources: list[Source]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """The merged values.csv and values_per_seed.csv, and how many rows each folder gave."""
-    keys = report.KEYS
+    """The merged values.csv and values_per_seed.csv, and how many rows each folder gave.
+
+    A value measured per seed in several folders on different seeds (a run's seeds trained in separate
+    calls) is pooled: its row is the mean, sd and count over all of them.
+    """
     candidates: dict[tuple, list] = {}
     for src in sources:
         for _, row in src.values.iterrows():
-            candidates.setdefault(tuple(str(row[k]) for k in keys), []).append((src, row))
+            candidates.setdefault(tuple(str(row[k]) for k in report.KEYS), []).append((src, row))
     rows, seeds, taken = [], [], {s.label: 0 for s in sources}
     for key, cands in candidates.items():
+        measured = [(s, r) for s, r in cands if _measured(r)]
+        pooled = pool_seeds(measured, per := [_seed_rows(s, key) for s, _ in measured])
+        if pooled is not None:
+            rows.append(pooled)
+            seeds += per
+            for s, _ in measured:
+                taken[s.label] += 1
+            continue
         src, row = choose(key, cands)
         rows.append(row)
         if _measured(row):
             taken[src.label] += 1
-        mine = src.per_seed
-        if len(mine):
-            hit = mine[(mine[keys].astype(str) == pd.Series(key, index=keys)).all(axis=1)]
-            seeds.append(hit)
+        seeds.append(_seed_rows(src, key))
     values = pd.DataFrame(rows, columns=report.COLUMNS).reset_index(drop=True)
     published = values["published"].fillna("") != ""
     ordered = pd.concat([_in_published_order(values[published], sources[0].provenance.get("paper")),
                          values[~published]], ignore_index=True)
+    seeds = [p for p in seeds if len(p)]
     per_seed = (pd.concat(seeds, ignore_index=True) if seeds else pd.DataFrame(columns=report.SEED_COLUMNS))
     return ordered, per_seed[report.SEED_COLUMNS], taken
 

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -536,24 +537,39 @@ def write_summary(results_root: str | os.PathLike | None = None) -> Path:
             "`values.csv` (do not edit by hand). Each paper's page holds its tables, figures and claims.\n\n")
     text += markdown_table(pd.DataFrame(rows, columns=["paper", "published values", "reproduced", "n/a by reason",
                                                        "largest abs(delta)", "profile", "date"]))
-    _write_text(root / "README.md", text)
+    _write_text(root / "README.md", portable(text))
     return root / "README.md"
 
 
-def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
-    """Rewrite every ``<paper>/README.md`` under ``results_root`` (default results/) from its own
-    values.csv, provenance.json, tables and figures, then ``results/README.md``; returns the pages.
+def rewrite_run(folder: str | os.PathLike) -> Path:
+    """A run folder written again from its own files, whole (staged, then swapped in): values.csv in today's
+    schema, the published tables and page from it, every text through :func:`portable`. The numbers are kept."""
+    folder = Path(folder)
+    prov = json.loads((folder / "provenance.json").read_text())
+    seeds_csv = folder / "values_per_seed.csv"
+    per_seed = pd.read_csv(seeds_csv, dtype={"scale": str}, keep_default_na=False) if seeds_csv.is_file() \
+        else pd.DataFrame(columns=SEED_COLUMNS)
+    stage = promote.partial_dir(folder)
+    promote.recover(folder)
+    shutil.copytree(folder, stage)
+    for f in [*stage.glob("tables/*"), *stage.glob("figures/*.csv")]:
+        if f.suffix in (".csv", ".md"):
+            f.write_text(portable(f.read_text()))
+    figures = sorted(p.stem for p in (stage / "figures").glob("*.png"))
+    write_run(stage, prov.get("paper", folder.name), prov.get("profile", ""), read_values(folder / "values.csv"),
+              per_seed, prov, figures)
+    return promote.replace_folder(stage, folder)
 
-    For results written before pages existed, or after a change to the page's layout:
+
+def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
+    """Write every ``<paper>/`` under ``results_root`` (default results/) again from its own files
+    (:func:`rewrite_run`), then ``results/README.md``; returns the pages.
+
+    For results written before today's page layout or values.csv schema:
     ``python -m srcore.report``. The numbers are not touched.
     """
     root = _results_root(results_root)
-    pages = []
-    for values_csv in sorted(root.glob("*/values.csv")):
-        folder = values_csv.parent
-        figures = sorted(p.stem for p in (folder / "figures").glob("*.png"))
-        _write_text(folder / "README.md", results_page(folder, figures))
-        pages.append(folder / "README.md")
+    pages = [rewrite_run(values_csv.parent) / "README.md" for values_csv in sorted(root.glob("*/values.csv"))]
     pages.append(write_summary(root))
     return pages
 

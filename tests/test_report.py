@@ -1,5 +1,6 @@
 """values.csv keeps every published value beside ours; outputs are written whole or not at all."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -151,3 +152,36 @@ def test_crop_row_titles_each_crop_with_its_psnr():
     rows = report.crop_row(axes, {"HR": hr, "A": off}, top=30, left=-5, side=8, reference_title="img")
     assert (rows[0]["top"], rows[0]["left"]) == (12, 0) and axes[0].get_title() == "img"
     plt.close(fig)
+
+
+# An absolute path: a slash-separated path starting at "/" (not "n/a", "x2/x3", "$SRCORE_DATA/..." or a URL),
+# other than the system's own (/usr/bin/time, /dev/null) that documentation names.
+ABSOLUTE = re.compile(r"(?<![\w.:/$~<>-])/(?!(?:usr|dev|proc|etc)/)(?:[A-Za-z0-9_.+-]+/)+[A-Za-z0-9_.+-]*")
+
+
+def absolute_paths(folder):
+    return {f"{p.relative_to(folder)}: {m}" for p in folder.rglob("*") if p.suffix in (".csv", ".md", ".json")
+            for m in ABSOLUTE.findall(p.read_text())}
+
+
+def test_portable_names_paths_the_way_a_reader_finds_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCORE_DATA", str(tmp_path / "data"))
+    assert report.portable(f"no ratings file at {report.PROJECT_ROOT}/results/ratings/x.csv") == \
+        "no ratings file at results/ratings/x.csv"
+    assert report.portable(f"no {tmp_path}/data/benchmark/General100/HR") == "no $SRCORE_DATA/benchmark/General100/HR"
+    assert report.portable(f"{report.PROJECT_ROOT}ly and n/a and x2/x3") == f"{report.PROJECT_ROOT}ly and n/a and x2/x3"
+    assert ABSOLUTE.findall("n/a: x2/x3; $SRCORE_DATA/benchmark/Set5; https://a.b/c/d; 2>/dev/null; /usr/bin/time") == []
+    assert ABSOLUTE.findall("at /home/me/data/x.png") == ["/home/me/data/x.png"]
+
+
+def test_committed_results_name_no_path_of_the_machine_that_made_them():
+    assert absolute_paths(report.PROJECT_ROOT / "results") == set()
+
+
+@pytest.mark.notebook
+def test_a_run_writes_no_absolute_path(smoke_run):
+    """lee2021's run names a ratings file, an absent set's folder and the data root: all written portably."""
+    out = smoke_run("lee2021_srgan_kd")
+    assert absolute_paths(out) == set()
+    text = (out / "values.csv").read_text() + (out / "provenance.json").read_text()
+    assert "results/ratings/lee2021_srgan_kd.csv" in text and "$SRCORE_DATA" in text

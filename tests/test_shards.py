@@ -196,3 +196,19 @@ def test_one_shard_on_two_processes_under_torchrun(tmp_path, monkeypatch):
     assert v[v.dataset == "embedded"].reproduced.notna().all()
     assert "trained by 2 processes" in (out / "README.md").read_text()
     assert json.loads((out / "shards" / "all" / "provenance.json").read_text())["trained_steps"] == 6  # EDSR-T, SqueezeSR, SqueezeSR-KD
+
+
+def test_merge_pools_the_seeds_of_one_run_trained_in_separate_calls(tmp_path):
+    def one_seed(name, seed, value):
+        res = report.Results("seo_squeezesr_kd", "quick", tmp_path / name)
+        res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", value, train_set="T91", steps=100, seed=seed)
+        res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.67)
+        return res.write()
+    out = merge.merge(tmp_path / "pooled", [one_seed("s0", 0, 37.0), one_seed("s1", 1, 37.2), one_seed("s2", 2, 37.4)],
+                      log=lambda m: None)
+    row = read_values(out).set_index(KEYS).loc[("Table 1", "Set5", "2", "EDSR-T", "PSNR")]
+    assert (row.reproduced, row.n_seeds, row.steps) == (pytest.approx(37.2), 3, 100)
+    assert row.sd == pytest.approx(0.2) and row.delta == pytest.approx(37.2 - 37.89)
+    assert sorted(pd.read_csv(out / "values_per_seed.csv").seed) == [0, 1, 2]
+    with pytest.raises(merge.MergeConflict):  # the same seed twice is not a pool
+        merge.merge(tmp_path / "no", [one_seed("t0", 0, 37.0), one_seed("t1", 0, 37.3)])
