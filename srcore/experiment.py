@@ -31,13 +31,11 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from srcore import config, data, distributed, evaluate as _evaluate, report, runs, train
+from srcore import config, data, distributed, evaluate as _evaluate, inputs, report, runs as _runs, train
 from srcore.runs import Pretrained
-BENCHMARK_SIZES = {"Set5": 5, "Set14": 14, "BSD100": 100, "B100": 100, "Urban100": 100, "Manga109": 109}
 NO_DATA = "not measured (no data)"  # what tables and claims say when no benchmark data was found
 NO_DATA_STATUS = "n/a: benchmark data not found (smoke run on embedded images)"  # its values.csv status
 
@@ -70,12 +68,10 @@ class Experiment:
             "parameters": {k: v for k, v in P.items() if k not in ("out_dir", "ckpt_dir")},
             "overrides": P.overrides, "run_note": P.get("run_note", "")})
         self.provenance = self.results.provenance
-        self.runs = runs.Runs(paper, P, self.ckpt_root, self.device, deadline=deadline, train_set=self.train_set,
+        self.runs = _runs.Runs(paper, P, self.ckpt_root, self.device, deadline=deadline, train_set=self.train_set,
                               data_label=lambda: getattr(self, "train_label", None))
         self.provenance["runs"] = self.runs.entries
-        self.root = None
-        self.has_data = False
-        self._train_sets: dict[int, data.TrainSet] = {}
+        self.root, self.has_data, self.inputs = None, False, None
         if distributed.is_main_process():
             print(f"profile {P.profile} on {self.provenance['device']}"
                   f"{f' x {distributed.world_size()} processes' if distributed.world_size() > 1 else ''}; "
@@ -105,68 +101,20 @@ class Experiment:
         return self.results.side_by_side(table)
 
     # --- data ---------------------------------------------------------------------------
-    def load_data(self, *, train: bool = True, eval_sets=None, scales=None, figures: dict | None = None,
-                  embedded_limit: int | None = None) -> None:
-        """Find the data root and load the evaluation sets (and the training images when ``train``).
-
-        Only what the chosen parameters need is required: the training folders when something
-        is trained, ``eval_sets`` (default ``P.eval_sets``) and the sets of ``figures``
-        (``{parameter: (set, scale, [image names])}``, each name checked to exist: an unknown
-        one is a :class:`~srcore.config.ParameterError` naming the parameter, before any
-        training). No data anywhere (smoke): scikit-image's photos, evaluated as the set
-        "embedded" (``embedded_limit`` of them) and used for the figures.
-        """
-        P = self.P
-        eval_sets = list(P.eval_sets if eval_sets is None else eval_sets)
-        scales = list(P.scales if scales is None else scales)
-        figures = {k: v for k, v in (figures or {}).items() if v[2]}
-        fig_sets = [s for s, _, _ in figures.values() if s not in eval_sets]
-        self.root = data.find_root(P.get("data_root"), benchmarks=eval_sets + fig_sets,
-                                   train_sets=P.train_sets if train else (), allow_embedded=P.get("allow_embedded", False))
-        self.has_data = self.root is not None
-        root, paths = self.root, []
-        if root is not None:
-            for param, (set_name, _, names) in figures.items():
-                have = {p.stem for p in data.list_images(root / "benchmark" / set_name / "HR")}
-                unknown = [n for n in names if n not in have]
-                if unknown:
-                    raise config.ParameterError(f"{param}: {unknown} not in {set_name} ({root / 'benchmark' / set_name / 'HR'}); "
-                                                f"images there look like {sorted(have)[:3]}")
-            self.train_images = data.load_folders([root / "train" / f for f in P.train_sets], P.get("train_limit")) if train else {}
-            self.train_label = "+".join(P.train_sets) + ("" if list(P.train_sets) == ["DIV2K"] else " (stand-in for DIV2K)")
-            limits = P.get("eval_limit") or {}
-            self.eval_sets = {s: {x: data.benchmark_set(s, x, root, limit=limits.get(s)) for x in scales} for s in eval_sets}
-            self.figure_pairs = {k: data.benchmark_set(s, x, root, names=names) for k, (s, x, names) in figures.items()}
-            if train:
-                paths += [p for f in P.train_sets for p in data.list_images(root / "train" / f)[:P.get("train_limit")]]
-            paths += [p for s in eval_sets for p in data.list_images(root / "benchmark" / s / "HR")[:limits.get(s)]]
-            paths += [root / "benchmark" / s / "HR" / f"{n}.png" for s, _, names in figures.values() for n in names]
-        else:
-            self.train_images = data.embedded_images() if train else {}
-            self.train_label = "embedded scikit-image photos (no data found)"
-            self.eval_sets = {"embedded": {x: data.embedded_set(x, limit=embedded_limit) for x in scales}}
-            self.figure_pairs = {k: data.embedded_set(x, limit=len(names)) for k, (_, x, names) in figures.items()}
-        self.provenance["data"] = {
-            "root": str(root), "train_set": self.train_label, "train_images": len(self.train_images),
-            "input_mib": round(sum(p.stat().st_size for p in set(paths) if p.is_file()) / 2**20, 1),
-            "eval_images": {s: len(v[scales[0]]) for s, v in self.eval_sets.items()} if scales else {},
-        }
+    def load_data(self, **kw) -> None:
+        """Find and load what the run reads (:func:`srcore.inputs.load`, ``kw`` its options: ``train``, ``eval_sets``,
+        ``scales``, ``figures``, ``embedded_limit``); sets ``root``, ``has_data``, ``train_images``,
+        ``train_label``, ``eval_sets`` and ``figure_pairs``, and the data's provenance."""
+        found = self.inputs = inputs.load(self.P, **kw)
+        self.root, self.has_data, self.train_images = found.root, found.has_data, found.train_images
+        self.train_label, self.eval_sets, self.figure_pairs = found.train_label, found.eval_sets, found.figure_pairs
+        self.provenance["data"] = found.provenance
 
     def train_set(self, scale: int) -> data.TrainSet:
-        """The training patches at ``scale`` (LR made once, on first use: a run that trains nothing makes none)."""
-        if scale not in self._train_sets:
-            P = self.P
-            hr_patch = P.hr_patch if "hr_patch" in P else P.lr_patch * scale
-            ts = data.TrainSet(self.train_images, scale, hr_patch=hr_patch, small_images=P.get("small_images", "skip"))
-            self._train_sets[scale] = ts
-            self.provenance["data"].setdefault("train_patches", {})[scale] = {
-                "images": len(ts), "megapixels": round(ts.megapixels, 2), "skipped_smaller_than_patch": len(ts.skipped)}
-        return self._train_sets[scale]
+        """The training patches at ``scale`` (made on first use)."""
+        return self.inputs.train_set(scale)
 
-    def note_for(self, dataset: str, n: int) -> str:
-        """"first n of N images" when ``n`` images of a benchmark set of N were used; "" for the whole set."""
-        full = BENCHMARK_SIZES.get(dataset, n)
-        return f"first {n} of {full} images" if n < full else ""
+    note_for = staticmethod(inputs.note_for)
 
     # --- training -----------------------------------------------------------------------
     def fit(self, name: str, nets, optimizers, step_fn, steps: int, **kw) -> train.Trainer:
@@ -320,36 +268,12 @@ class Experiment:
             self.results.na(p.table, p.dataset, p.scale, p.method, p.metric, why)
 
     def training_summary(self, runs: dict, loss: str = "l1", label: str = "method"):
-        """The runs' seeds, steps, seconds and final ``loss`` as a table, and the loss curves as figure training_loss.
-
-        ``runs``: {(method, scale): run} or, with seeds, {(method, scale, seed): run}; the curves are
-        those of the first seed.
-        """
-        import matplotlib.pyplot as plt
-
-        keyed = {(k[0], k[1], k[2] if len(k) > 2 else getattr(r, "seed", None)): r for k, r in runs.items()}
-        table = pd.DataFrame([{label: m, "scale": x, "seed": s, "steps": r.step, "trained now": r.trained_steps,
-                               "train_seconds": round(r.elapsed, 2), "s_per_step": r.elapsed / max(r.step, 1),
-                               f"final_{loss}": r.log_rows[-1].get(loss, np.nan) if r.log_rows else np.nan}
-                              for (m, x, s), r in keyed.items()],
-                             columns=[label, "scale", "seed", "steps", "trained now", "train_seconds", "s_per_step",
-                                      f"final_{loss}"])
+        """The runs' seeds, steps, seconds and final ``loss`` as a table (also in provenance), and the loss curves
+        as figure training_loss (:func:`srcore.runs.summary`); ``runs``: {(method, scale[, seed]): run}."""
+        table, fig, curves = _runs.summary(runs, loss, label, self.seeds,
+                                           list(self.P.get("scales", [self.P.get("scale")])))
         self.provenance["training"] = table.to_dict("records")
-        first = self.seeds[0]
-        shown = {(m, x): r for (m, x, s), r in keyed.items() if s in (first, None)}
-        scales = list(dict.fromkeys(x for _, x in shown)) or list(self.P.get("scales", [self.P.get("scale")]))
-        fig, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3), squeeze=False)
-        curves = [pd.DataFrame(columns=[label, "scale", "step", loss])]
-        for ax, x in zip(axes[0], scales):
-            for (m, s), r in shown.items():
-                if s == x and r.log_rows:
-                    log = pd.DataFrame(r.log_rows)
-                    ax.plot(log["step"], log[loss], label=m)
-                    curves.append(log.assign(**{label: m, "scale": x})[[label, "scale", "step", loss]])
-            ax.set(title=f"x{x}" + (f", seed {first}" if len(self.seeds) > 1 else ""), xlabel="step", ylabel=loss,
-                   yscale="log")
-            ax.legend(fontsize=7) if shown else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
-        self.results.add_figure(fig, pd.concat(curves), "training_loss")
+        self.results.add_figure(fig, curves, "training_loss")
         return table
 
     def claims(self, rows: list[dict], title: str = ""):

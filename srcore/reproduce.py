@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from srcore import config, promote, report, shards
-from srcore.execute import NOTEBOOKS, execute, papers
+from srcore.execute import execute, papers
 from srcore.report import PROJECT_ROOT, output_dir
 
 RESULTS = PROJECT_ROOT / "results"

@@ -177,3 +177,33 @@ class Runs:
     def add_pretrained(self, run: Pretrained, scale: int) -> None:
         self.entries[f"{run.name}_x{scale}-{run.key}"] = {"name": run.name, "scale": scale, "key": run.key,
                                                           "release": run.info, "trained_steps": 0, "reused": True}
+
+
+def summary(runs: dict, loss: str, label: str, seeds: list[int], scales: list) -> tuple:
+    """(table, figure, curves) of trained runs ``{(method, scale[, seed]): run}``: each run's seed, steps,
+    seconds and final ``loss``; the loss curves per scale (the first seed's); the numbers behind them."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    keyed = {(k[0], k[1], k[2] if len(k) > 2 else getattr(r, "seed", None)): r for k, r in runs.items()}
+    table = pd.DataFrame([{label: m, "scale": x, "seed": s, "steps": r.step, "trained now": r.trained_steps,
+                           "train_seconds": round(r.elapsed, 2), "s_per_step": r.elapsed / max(r.step, 1),
+                           f"final_{loss}": r.log_rows[-1].get(loss, np.nan) if r.log_rows else np.nan}
+                          for (m, x, s), r in keyed.items()],
+                         columns=[label, "scale", "seed", "steps", "trained now", "train_seconds", "s_per_step",
+                                  f"final_{loss}"])
+    shown = {(m, x): r for (m, x, s), r in keyed.items() if s in (seeds[0], None)}
+    scales = list(dict.fromkeys(x for _, x in shown)) or scales
+    fig, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3), squeeze=False)
+    curves = [pd.DataFrame(columns=[label, "scale", "step", loss])]
+    for ax, x in zip(axes[0], scales):
+        for (m, s), r in shown.items():
+            if s == x and r.log_rows:
+                log = pd.DataFrame(r.log_rows)
+                ax.plot(log["step"], log[loss], label=m)
+                curves.append(log.assign(**{label: m, "scale": x})[[label, "scale", "step", loss]])
+        ax.set(title=f"x{x}" + (f", seed {seeds[0]}" if len(seeds) > 1 else ""), xlabel="step", ylabel=loss,
+               yscale="log")
+        ax.legend(fontsize=7) if shown else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
+    return table, fig, pd.concat(curves)

@@ -49,11 +49,11 @@ def read_values(out: Path):
 def execute(paper: str, out_dir: Path, **parameters) -> Path:
     """Run ``paper``'s notebook with papermill into ``out_dir`` (checkpoints beside it); returns ``out_dir``."""
     import papermill as pm
-    from srcore import reproduce
+    from srcore import execute
 
-    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{paper}.ipynb"), str(out_dir.parent / f"{out_dir.name}.ipynb"),
+    pm.execute_notebook(str(execute.NOTEBOOKS / f"{paper}.ipynb"), str(out_dir.parent / f"{out_dir.name}.ipynb"),
                         parameters={"out_dir": str(out_dir), **parameters}, kernel_name="python3", progress_bar=False,
-                        cwd=str(reproduce.NOTEBOOKS))
+                        cwd=str(execute.NOTEBOOKS))
     return out_dir
 
 
@@ -68,8 +68,8 @@ def run_paper_notebook(paper: str, out: Path, **parameters):
 
     import papermill as pm
 
-    from srcore import reproduce
-    pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{paper}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
+    from srcore import execute
+    pm.execute_notebook(str(execute.NOTEBOOKS / f"{paper}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
                         parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
     return read_values(out), json.loads((out / "provenance.json").read_text())
 

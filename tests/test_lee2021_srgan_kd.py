@@ -278,10 +278,10 @@ def test_smoke_notebook_values(smoke_run):
 def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data_root):
     import papermill as pm
 
-    from srcore import reproduce
+    from srcore import execute
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
     with pytest.raises(pm.PapermillExecutionError, match="vgg19-dcbb9e9d.pth"):
-        pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(execute.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "paper", "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()

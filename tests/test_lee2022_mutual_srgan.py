@@ -174,12 +174,12 @@ def test_lee2022_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypat
     """The paper profile stops at the content loss, before any data or training, naming the missing file."""
     import papermill as pm
 
-    from srcore import reproduce
+    from srcore import execute
     if weights.available("vgg19"):
         pytest.skip("VGG19 weights are present here")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
     with pytest.raises(pm.PapermillExecutionError, match="vgg19-dcbb9e9d.pth"):
-        pm.execute_notebook(str(reproduce.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(execute.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "paper", "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()

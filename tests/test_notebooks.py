@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from srcore import config, report, reproduce
+from srcore.execute import NOTEBOOKS
 from conftest import execute, provenance, read_values
 
 PAPERS = reproduce.papers()
@@ -86,7 +87,7 @@ def test_notebook_refuses_an_unknown_parameter_given_to_papermill(tmp_path):
     """papermill itself only warns about unknown parameters: the notebook's first cell refuses them."""
     import papermill as pm
     with pytest.raises(pm.PapermillExecutionError, match="unknown parameter.*'stpes'"):
-        pm.execute_notebook(str(reproduce.NOTEBOOKS / "seo_squeezesr_kd.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(NOTEBOOKS / "seo_squeezesr_kd.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"stpes": 3, "out_dir": str(tmp_path / "res")}, kernel_name="python3",
                             progress_bar=False)
     assert not (tmp_path / "res").exists()
@@ -95,7 +96,7 @@ def test_notebook_refuses_an_unknown_parameter_given_to_papermill(tmp_path):
 def test_notebook_names_a_missing_data_root(tmp_path):
     import papermill as pm
     with pytest.raises(pm.PapermillExecutionError, match="nowhere does not exist"):
-        pm.execute_notebook(str(reproduce.NOTEBOOKS / "seo_squeezesr_kd.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(NOTEBOOKS / "seo_squeezesr_kd.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"data_root": str(tmp_path / "nowhere"), "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert list(tmp_path.iterdir()) == [tmp_path / "out.ipynb"]  # nothing half-written
