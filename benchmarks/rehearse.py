@@ -6,10 +6,12 @@
 Each paper runs its quick profile at the papers' real widths with a few steps, small patches and
 a handful of images (the parameters below), through ``srcore.bundle.rehearse``: the bundle is
 built for this machine's Python (wheels from PyPI, cached in .whl/), run.sh installs them with
-``pip --no-index`` into a venv that holds only the GPU image's packages, and OUT must then hold
-the results archive with values.csv (every published row of the paper, trained rows filled for
-the trained scale), provenance, the executed notebook and the log. Prints one line per paper
-with the times; tests/test_bundle.py runs the seo_squeezesr_kd case in CI.
+``pip --no-index`` into a venv that holds only the GPU image's packages, torch, torchvision and
+triton at the image's versions (``bundle.IMAGE_VERSIONS``, installed once into .whl/;
+``--lock-versions``: the lock's), and OUT must then hold the results archive with values.csv
+(every published row of the paper, trained rows filled for the trained scale), provenance, the
+executed notebook and the log. Prints one line per paper with the times and the versions the
+venv imported; tests/test_bundle.py runs the seo_squeezesr_kd case in CI.
 """
 from __future__ import annotations
 
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paper", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "srcore_rehearsal")
+    ap.add_argument("--lock-versions", action="store_true",
+                    help="the lock's torch, torchvision and triton instead of the GPU image's")
     args = ap.parse_args(argv)
     failed = 0
     for paper in args.paper:
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
             import shutil
             shutil.rmtree(work)
         tic = time.perf_counter()
-        r = bundle.rehearse(paper, work, "quick", scales, params, run_params)
+        r = bundle.rehearse(paper, work, "quick", scales, params, run_params, image=not args.lock_versions)
         total = time.perf_counter() - tic
         try:
             assert r["returncode"] == 0, f"run.sh exited with {r['returncode']}: see {r['out'] / 'run.log'}"
@@ -86,8 +90,10 @@ def main(argv=None) -> int:
         except AssertionError as e:
             failed += 1
             what = f"FAILED: {e}"
+        versions = ", ".join(f"{n} {v}" for n, v in r["versions"].items())
         print(f"REHEARSAL {paper}: {total:.0f} s in all (bundle {r['mib']:.1f} MiB built in {r['build_s']:.0f} s, "
-              f"run.sh {r['run_s']:.0f} s); OUT: {', '.join(r['files'])}; {what}", flush=True)
+              f"venv {r['venv_s']:.0f} s, run.sh {r['run_s']:.0f} s); OUT: {', '.join(r['files'])}; {what}; "
+              f"{versions}", flush=True)
     return 1 if failed else 0
 
 

@@ -16,7 +16,8 @@ what the run wrote into OUT, also when it is stopped from outside (TERM) or by `
 
 The bundle is refused, naming its largest parts and what to drop, when it exceeds ``--max-mib``.
 ``--rehearse`` builds a bundle for this machine's Python and runs it in a virtual environment
-that holds only the target's packages: the whole offline path, on CPU.
+that holds only the target's packages, torch, torchvision and triton at the image's versions
+(``IMAGE_VERSIONS``, installed once into ``.whl/``): the whole offline path, on CPU.
 """
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ from srcore import config
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = PROJECT_ROOT / ".whl"  # ignored by git; one folder per Python version
 DEFAULT_TARGET = Path(__file__).with_name("targets") / "h200.txt"
+# The GPU image's versions of what a run's numbers depend on (DEFAULT_TARGET lists the image's packages by name
+# only). The CPU rehearsal installs IMAGE_INSTALLED at these versions for this machine's Python in place of the
+# lock's copies (triton is the one the image pairs with torch 2.11). The others keep the lock's version: numpy 2.5
+# needs Python >= 3.12, so on 3.11 the lock's 2.4.6 is the nearest; pandas, scikit-image and the rest have no
+# version in the image's list.
+IMAGE_VERSIONS = {"python": "3.12.3", "torch": "2.11.0", "torchvision": "0.26.0", "triton": "3.6.0", "numpy": "2.5.2"}
+IMAGE_INSTALLED = ("torch", "torchvision", "triton")
 RUN_TEMPLATE = Path(__file__).with_name("bundle_run.sh")
 MIB = 2**20
 
@@ -471,12 +479,44 @@ def _final_weights(ckpt: Path, dest: Path) -> list[Path]:
 
 
 # --- rehearsal -------------------------------------------------------------------------------------------
-def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | os.PathLike | None = None) -> Path:
-    """A virtual environment holding only the ``targets`` distributions of this interpreter's site-packages
-    (and what they require).
+# What the rehearsal reports and checks inside its venv: module -> distribution
+PROBED = {"torch": "torch", "torchvision": "torchvision", "triton": "triton", "numpy": "numpy", "pandas": "pandas",
+          "skimage": "scikit-image"}
 
-    No system site-packages; the target's packages are symlinked from ``source_site`` into one
-    folder named by a .pth file, so anything else (papermill, ipykernel, IPython) is missing
+
+def image_packages(cache: Path = WHEEL_CACHE, log=print) -> Path:
+    """The image's IMAGE_INSTALLED (torch, torchvision, triton) installed for this Python: a folder to overlay.
+
+    ``pip install --no-deps --target`` of PyPI's wheels (torch's is the CUDA build, ~530 MB; it runs on
+    CPU) into ``cache/cp<ver>/image/torch-2.11.0_torchvision-0.26.0_triton-3.6.0/``, once: the folder is
+    named by the versions and appears only when the install is complete. Their CUDA libraries are the
+    lock's (same sonames, newer minor versions), which target_venv exposes beside them.
+    """
+    pins = [f"{n}=={IMAGE_VERSIONS[n]}" for n in IMAGE_INSTALLED]
+    folder = (cache / f"cp{sys.version_info.major}{sys.version_info.minor}" / "image"
+              / "_".join(p.replace("==", "-") for p in pins))
+    if folder.is_dir():
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    log(f"installing the image's {', '.join(pins)} into {folder} (0.7 GB of wheels, 1.8 GB installed; once) ...")
+    # --no-cache-dir: this folder is the cache; pip's own would hold a second copy of torch's wheel
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+           "--no-compile", "--no-cache-dir", "--only-binary=:all:", "--target", str(partial), *pins]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise BundleError(f"pip install failed for {' '.join(pins)}:\n{done.stderr.strip()[-2000:]}")
+    partial.rename(folder)
+    return folder
+
+
+def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | os.PathLike | None = None,
+                overlay: str | os.PathLike | None = None) -> Path:
+    """A virtual environment holding only the ``targets`` distributions of this interpreter's site-packages
+    (and what they require), those found in ``overlay`` (a ``pip --target`` folder) taken from there instead.
+
+    No system site-packages; the target's packages are symlinked from ``source_site`` (or ``overlay``)
+    into one folder named by a .pth file, so anything else (papermill, ipykernel, IPython) is missing
     until run.sh installs it from the bundle. Returns the environment's python.
     """
     from importlib import metadata
@@ -489,6 +529,8 @@ def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | o
     exposed = path / "target-site"
     exposed.mkdir()
     dists = {normalize(d.metadata["Name"]): d for d in metadata.distributions(path=[str(site)])}
+    if overlay is not None:  # the image's torch in place of the lock's; its requirements are walked below
+        dists.update({normalize(d.metadata["Name"]): d for d in metadata.distributions(path=[str(overlay)])})
     wanted, todo = set(), [t for t in targets if t in dists]
     while todo:  # an image that has a package has what it requires too (huggingface-hub needs its HTTP client)
         name = todo.pop()
@@ -501,10 +543,11 @@ def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | o
                 todo.append(normalize(r.name))
     for name in wanted:
         dist = dists[name]
+        home = Path(dist.locate_file(""))
         tops = {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
-        for top in tops:
-            if (site / top).exists() and not (exposed / top).exists():
-                (exposed / top).symlink_to(site / top)
+        for top in tops - {"bin"}:  # console scripts of a --target install: not on the image's path either
+            if (home / top).exists() and not (exposed / top).exists():
+                (exposed / top).symlink_to(home / top)
     py = path / "bin" / "python"
     pure = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -512,26 +555,63 @@ def target_venv(path: str | os.PathLike, targets: set[str], source_site: str | o
     return py
 
 
+def venv_versions(py: str | os.PathLike) -> dict[str, str]:
+    """Versions that ``py`` imports: PROBED's modules' ``__version__`` (triton's from its metadata), torch's CUDA."""
+    code = ("import importlib, importlib.metadata as m, json, torch\n"
+            f"names = {sorted(PROBED)!r}\n"
+            "v = {n: m.version('triton') if n == 'triton' else importlib.import_module(n).__version__ for n in names}\n"
+            "v['cuda'] = str(torch.version.cuda)\n"
+            "print(json.dumps(v))")
+    done = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise BundleError(f"{py} cannot import the image's packages:\n{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def expected_versions(image: bool = True) -> dict[str, str]:
+    """What the rehearsal venv must import: the image's IMAGE_INSTALLED (with ``image``), the lock's for the rest."""
+    from importlib import metadata
+
+    want = {n: metadata.version(d) for n, d in PROBED.items()}
+    if image:
+        want.update({n: IMAGE_VERSIONS[n] for n in IMAGE_INSTALLED})
+    return want
+
+
 def rehearse(paper: str, work: str | os.PathLike, profile: str = "quick", scales=None, overrides=None,
-             run_params: list[str] = (), max_mib: float = 64, log=print) -> dict:
-    """Build a bundle for this Python, run it in a target-only venv, check OUT; returns timings and OUT's files."""
+             run_params: list[str] = (), max_mib: float = 64, image: bool = True, log=print) -> dict:
+    """Build a bundle for this Python, run it in a target-only venv, check OUT; returns timings and OUT's files.
+
+    With ``image`` (the default) the venv's torch, torchvision and triton are the GPU image's
+    (image_packages); without, the lock's. ``versions`` in the answer is what the venv imported.
+    """
     work = Path(work)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     tic = time.perf_counter()
     parts = build(paper, work / "bundle", profile, scales, overrides, max_mib=max_mib, python_version=version, log=log)
     log(describe(parts))
     built = time.perf_counter() - tic
-    py = target_venv(work / "venv", read_targets(DEFAULT_TARGET))
+    tic = time.perf_counter()
+    overlay = image_packages(log=log) if image else None
+    py = target_venv(work / "venv", read_targets(DEFAULT_TARGET), overlay=overlay)
+    versions = venv_versions(py)
+    venv_s = time.perf_counter() - tic
+    want = expected_versions(image)
+    wrong = {n: f"{versions[n]} (want {v})" for n, v in want.items() if versions[n].split("+")[0] != v}
+    if wrong:
+        raise BundleError(f"the rehearsal venv {py} imports {wrong}")
+    log("rehearsal venv: " + ", ".join(f"{n} {v}" for n, v in versions.items()))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SRCORE_DATA", "SRCORE_WEIGHTS", "VIRTUAL_ENV")}
     env["PATH"] = f"{py.parent}{os.pathsep}{env.get('PATH', '')}"
     env["WORK"] = str(work / "scratch")
     out = work / "out" / "run1"  # two levels deep, as the GPU tool's $OUT/a/b allows
     tic = time.perf_counter()
     args = [str(work / "bundle" / "run.sh"), str(out)] + [a for p in run_params for a in ("-p", p)]
-    done = subprocess.run(args, env=env, cwd=work)
+    done = subprocess.run(args, env=env, cwd=work, check=False)
     ran = time.perf_counter() - tic
-    return {"returncode": done.returncode, "build_s": built, "run_s": ran, "out": out,
-            "files": sorted(f.name for f in out.iterdir()) if out.is_dir() else [], "mib": sum(x.mib for x in parts)}
+    return {"returncode": done.returncode, "build_s": built, "venv_s": venv_s, "run_s": ran, "out": out,
+            "versions": versions, "files": sorted(f.name for f in out.iterdir()) if out.is_dir() else [],
+            "mib": sum(x.mib for x in parts)}
 
 
 # --- command line -------------------------------------------------------------------------------------------
@@ -571,7 +651,8 @@ def main(argv=None) -> int:
                 shutil.rmtree(work)
             r = rehearse(args.paper, work, args.profile, args.scales, overrides, args.run_param, args.max_mib)
             print(f"rehearsal of {args.paper}: exit {r['returncode']}, bundle {r['mib']:.1f} MiB built in "
-                  f"{r['build_s']:.0f} s, run.sh took {r['run_s']:.0f} s; {r['out']}: {', '.join(r['files'])}")
+                  f"{r['build_s']:.0f} s, run.sh took {r['run_s']:.0f} s; {r['out']}: {', '.join(r['files'])}; "
+                  + ", ".join(f"{n} {v}" for n, v in r["versions"].items()))
             return r["returncode"]
         parts = build(args.paper, args.out, args.profile, args.scales, overrides, target_packages=args.target_packages,
                       max_mib=args.max_mib, python_version=args.python_version, data_root=args.data_root)

@@ -2,12 +2,15 @@
 
 The rehearsal (test_rehearsal_seo_x2) builds a real bundle for this machine's Python (papermill and
 ipykernel as wheels from PyPI, cached in the checkout's .whl/), runs its run.sh in a virtual
-environment holding only the GPU image's packages, and reads back what came out.
+environment holding only the GPU image's packages, with the image's torch, torchvision and triton
+(installed once from PyPI into .whl/), and reads back what came out.
 """
 import json
 import os
+import subprocess
 import tarfile
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -66,6 +69,35 @@ def test_too_large_is_refused_before_anything_is_written(tmp_path, data_root):
     assert not out.exists()
 
 
+def _fake_dist(site, name, version, requires=()):
+    """A distribution with one module ``<name>/__init__.py`` that records where it came from."""
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+
+
+def test_target_venv_takes_the_overlay_in_place_of_the_lock(tmp_path):
+    """The rehearsal's image torch: overlaid names come from the overlay; what they require, from the site."""
+    site, overlay = tmp_path / "site", tmp_path / "overlay"
+    _fake_dist(site, "fakevision", "9.0", ["faketorch==9.0"])
+    _fake_dist(site, "faketorch", "9.0", ["fakecudnn==9.24"])
+    _fake_dist(site, "fakecudnn", "9.24")
+    _fake_dist(site, "fakenumpy", "2.4")
+    _fake_dist(site, "fakeextra", "1.0")  # neither a target nor required: missing from the venv
+    _fake_dist(overlay, "fakevision", "7.0", ["faketorch==7.0"])
+    _fake_dist(overlay, "faketorch", "7.0", ["fakecudnn==9.19"])  # the lock's 9.24 stands in
+    py = bundle.target_venv(tmp_path / "venv", {"fakevision", "fakenumpy"}, source_site=site, overlay=overlay)
+    code = "import fakevision, faketorch, fakecudnn, fakenumpy; print(fakevision.__version__, faketorch.__version__, " \
+           "fakecudnn.__version__, fakenumpy.__version__)"
+    assert subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout.split() == \
+        ["7.0", "7.0", "9.24", "2.4"]
+    assert subprocess.run([py, "-c", "import fakeextra"], capture_output=True, check=False).returncode != 0
+
+
 def _fake_run(work, paper="seo_squeezesr_kd"):
     runs = work / "runs"
     (runs / paper / "tables").mkdir(parents=True)
@@ -111,7 +143,13 @@ def test_rehearsal_seo_x2(tmp_path, data_root, monkeypatch):
     venv_py = tmp_path / "venv" / "bin" / "python"
     # papermill & co came from the bundle's wheels: the environment itself has none of them
     assert os.system(f"{venv_py} -c 'import papermill' 2>/dev/null") != 0
-    assert os.system(f"{venv_py} -c 'import torch, pandas, skimage' ") == 0
+    # the image's torch, torchvision and triton; this interpreter's (the lock's) numpy, pandas and scikit-image
+    v = r["versions"]
+    assert v["torch"].startswith(bundle.IMAGE_VERSIONS["torch"] + "+cu") and v["torch"] != torch.__version__
+    assert v["torchvision"].split("+")[0] == bundle.IMAGE_VERSIONS["torchvision"]
+    assert (v["numpy"], v["pandas"]) == (np.__version__, pd.__version__)
+    assert {n: x.split("+")[0] for n, x in v.items() if n != "cuda"} == bundle.expected_versions()
+    assert f"torch {v['torch']}" in log  # what run.sh itself imported
     assert set(r["files"]) <= {"run.log", "run.json", "seo_squeezesr_kd.ipynb", "seo_squeezesr_kd_results.tar.gz",
                                "seo_squeezesr_kd_weights.tar.gz"}
     assert all((r["out"] / f).stat().st_size <= 16 * 2**20 for f in r["files"])
