@@ -344,18 +344,7 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
     P = config.load(paper, "quick", **p.overrides)
     run_scales = P.get("scales") or [P.get("scale", 4)]
     runs, evaluated = PAPERS[paper](P, run_scales)
-    train_flops = overhead = launches = 0.0
-    steps = 0
-    for r in runs:
-        for role in r.roles:
-            key = (paper, r.name.split(" x")[0], role.side, role.mode, role.times, repr(role.make(True))[:2000])
-            if key not in cache:
-                cache[key] = (role_flops(role, P.batch_size), role_overhead_s(role), role_ops(role))
-            f, o, n = cache[key]
-            train_flops += f * r.steps
-            overhead += o * r.steps
-            launches += n * r.steps
-        steps += r.steps
+    train_min, over_min, steps, launches = train_cost(paper, P, run_scales, cache)
     parts = p.parts()
     niqe = paper in bundle.NIQE_PAPERS and bool(P.get(bundle.NIQE_PAPERS[paper]))
     if ("wheels", niqe) not in cache:
@@ -372,8 +361,6 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
         eval_metric_s += mpix_s * hr_px / 1e6
     prep_s = data_prep_s(p.data_root, [f for g, fs in p.data.items() if g.startswith("train/") for f in fs], run_scales)
     rate = PEAK * EFFICIENCY
-    train_min = train_flops / rate / 60
-    over_min = overhead / 60
     eval_min = eval_flops / rate / 60 + eval_metric_s / 60
     fixed = STARTUP_MIN + INSTALL_MIN + prep_s / 60 + eval_min
     total = fixed + train_min + over_min
@@ -390,7 +377,7 @@ def size_call(paper: str, label: str, scales, mpix_s: float, cache: dict) -> dic
                if x.name.startswith("data/") and "partial" in x.note]
     return {
         "paper": paper, "call": label, "runs": len(runs), "steps": steps,
-        "train_TFLOP": round(train_flops / 1e12, 1), "train_min": round(train_min, 2),
+        "train_TFLOP": round(train_min * 60 * PEAK * EFFICIENCY / 1e12, 1), "train_min": round(train_min, 2),
         "overhead_min": round(over_min, 2), "launches_per_step": round(launches / max(steps, 1)),
         "launch_min": round(launch_min, 2), "total_launch_bound_min": round(fixed_l, 2), "eval_TFLOP": round(eval_flops / 1e12, 2),
         "eval_min": round(eval_min, 2), "data_prep_min": round(prep_s / 60, 2),
@@ -409,21 +396,23 @@ SEEDS = 3  # the seeds of the seed-noise column (issue 22)
 GPUS = 8   # the multi-GPU column of --paper-profile
 
 
-def train_cost(paper: str, P, run_scales, cache: dict) -> tuple[float, float, int]:
-    """(training minutes at EFFICIENCY of PEAK, CPU-measured per-step overhead minutes, steps) of the runs."""
+def train_cost(paper: str, P, run_scales, cache: dict) -> tuple[float, float, int, float]:
+    """(training minutes at EFFICIENCY of PEAK, CPU-measured per-step overhead minutes, steps, kernel launches)
+    of the runs the notebook trains under ``P``."""
     runs, _ = PAPERS[paper](P, run_scales)
-    flops = overhead = 0.0
+    flops = overhead = launches = 0.0
     steps = 0
     for r in runs:
         for role in r.roles:
             key = (paper, r.name.split(" x")[0], role.side, role.mode, role.times, repr(role.make(True))[:2000])
             if key not in cache:
                 cache[key] = (role_flops(role, P.batch_size), role_overhead_s(role), role_ops(role))
-            f, o, _ = cache[key]
+            f, o, n = cache[key]
             flops += f * r.steps
             overhead += o * r.steps
+            launches += n * r.steps
         steps += r.steps
-    return flops / (PEAK * EFFICIENCY) / 60, overhead / 60, steps
+    return flops / (PEAK * EFFICIENCY) / 60, overhead / 60, steps, launches
 
 
 def paper_profile(paper: str, cache: dict) -> dict:
@@ -434,7 +423,7 @@ def paper_profile(paper: str, cache: dict) -> dict:
     for x in scales if len(scales) > 1 else [None]:
         ov = shards.shard_overrides(paper, "paper", x, {}) if x is not None else {}
         P = config.load(paper, "paper", **ov)
-        parts.append(train_cost(paper, P, P.get("scales") or [P.get("scale", 4)], cache))
+        parts.append(train_cost(paper, P, P.get("scales") or [P.get("scale", 4)], cache)[:3])
     per_shard = max(1, GPUS // len(parts))
     one = sum(t + o for t, o, _ in parts) / 60
     many = max(t / per_shard + o for t, o, _ in parts) / 60
