@@ -22,20 +22,21 @@ REQUIRED = ["network", "scale", "steps", "dataset", "psnr", "ssim", "bicubic_psn
 
 
 def tiny_run(data_root, out: Path):
+    """The benchmark at a tiny size, on 2 threads (as the benchmark; the thread count changes a float's last bits)."""
     recipe = learning.Recipe(steps=STEPS, batch=4, lr_patch=8, lr=1e-3, train_limit=2)
-    return learning.run(list(learning.NETWORKS), recipe, out=out / "results", run_root=out / "runs", root=data_root,
-                        eval_every=EVAL_EVERY, eval_limit=2, log_every=1, ckpt_every=STEPS, quiet=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        return learning.run(list(learning.NETWORKS), recipe, out=out / "results", run_root=out / "runs", root=data_root,
+                            eval_every=EVAL_EVERY, eval_limit=2, log_every=1, ckpt_every=STEPS, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, data_root):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        out = tmp_path_factory.mktemp("learning")
-        return tiny_run(data_root, out), out
-    finally:
-        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("learning")
+    return tiny_run(data_root, out), out
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict]]:

@@ -212,3 +212,28 @@ def test_merge_pools_the_seeds_of_one_run_trained_in_separate_calls(tmp_path):
     assert sorted(pd.read_csv(out / "values_per_seed.csv").seed) == [0, 1, 2]
     with pytest.raises(merge.MergeConflict):  # the same seed twice is not a pool
         merge.merge(tmp_path / "no", [one_seed("t0", 0, 37.0), one_seed("t1", 0, 37.3)])
+
+
+@pytest.mark.notebook
+def test_a_failed_shard_is_named_the_others_kept_and_only_it_runs_again(tmp_path, monkeypatch):
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    overrides = {**TINY, "scales": [2, 3], "fig_scale": 3}
+    planned = shards.plan("seo_squeezesr_kd", "smoke", overrides, tmp_path)
+    broken = [s for s in planned]
+    broken[1] = shards.Shard(**{**broken[1].__dict__, "overrides": {**broken[1].overrides,
+                                                                      "data_root": str(tmp_path / "nowhere")}})
+    monkeypatch.setattr(shards, "plan", lambda *a, **k: broken)
+    with pytest.raises(RuntimeError, match=r"shard\(s\) x3 failed .*x3\.log.*runs only the unfinished shards"):
+        shards.run("seo_squeezesr_kd", "smoke", overrides, tmp_path, jobs=2, log=lambda m: None)
+    assert (tmp_path / "seo_squeezesr_kd" / "shards" / "x2" / "values.csv").is_file()  # the other shard's results stay
+    assert "nowhere does not exist" in (tmp_path / "seo_squeezesr_kd" / "shards" / "x3.log").read_text()
+    assert not (tmp_path / "seo_squeezesr_kd" / "values.csv").exists()  # nothing merged from a partial run
+
+    monkeypatch.setattr(shards, "plan", lambda *a, **k: planned)  # fixed: the same command again
+    said = []
+    out = shards.run("seo_squeezesr_kd", "smoke", overrides, tmp_path, jobs=2, log=said.append)
+    assert any("x2] finished earlier" in m for m in said) and any("x3] started" in m for m in said)
+    assert not any("x2] started" in m for m in said)
+    merged = {m["folder"]: m for m in provenance(out)["merged_from"]}
+    assert merged["x2"]["finished_earlier"] and not merged["x3"]["finished_earlier"]
