@@ -300,6 +300,10 @@ def load(paper: str, profile: str = "smoke", **overrides) -> Params:
                              f"valid: {', '.join(sorted([*NOTEBOOK_PARAMETERS, *params]))}")
     for name, value in overrides.items():
         params[name] = _check_type(paper, name, value, params[name])
+    if "seed" in overrides and "seeds" not in overrides and "seeds" in params:  # seed no longer seeds training
+        raise ParameterError(f"{paper}: seed={params['seed']} seeds only what is not repeated over seeds; the trained "
+                             f"runs follow seeds={_show(params['seeds'])}: give seeds=[{params['seed']}] (with seed "
+                             f"as well to change both)")
     check(paper, params)
     params["profile"] = profile
     params.overrides = {k: params[k] for k in overrides}  # what differs from the profile, for provenance

@@ -241,6 +241,9 @@ OVERRIDES = [  # (name=text, the value the paper's notebook receives, or the err
     ("seed=1.5", "error: seo_squeezesr_kd: parameter 'seed' expects int, got 1.5 (not a whole number)"),
     ("teacher_steps=1e-3", "error: seo_squeezesr_kd: parameter 'teacher_steps' expects int, got 0.001 (not a whole number)"),
     ("retrain=1", "error: seo_squeezesr_kd: parameter 'retrain' expects bool, got 1"),
+    ("seed=5", "error: seo_squeezesr_kd: seed=5 seeds only what is not repeated over seeds; the trained runs follow "
+               "seeds=[0]: give seeds=[5] (with seed as well to change both)"),
+    ("seeds=[3, 4]", [3, 4]),
 ]
 
 
@@ -266,3 +269,10 @@ def test_profile_files_read_scientific_notation_as_numbers(tmp_path, monkeypatch
     monkeypatch.setattr(config, "_parse", lambda name: {**original(name), "lr": yaml.load("2e-4", Loader=config._Loader)}
                         if name == "seo_squeezesr_kd" else original(name))
     assert config.load("seo_squeezesr_kd", "paper").lr == 2e-4
+
+
+def test_seed_with_seeds_is_taken_as_given():
+    P = config.load("seo_squeezesr_kd", "quick", seed=5, seeds=[0, 1])
+    assert (P.seed, P.seeds) == (5, [0, 1])
+    with pytest.raises(config.ParameterError, match="repeats a value"):
+        config.load("seo_squeezesr_kd", "quick", seeds=[1, 1])
