@@ -46,6 +46,7 @@ DEFAULT_TARGET = Path(__file__).with_name("targets") / "h200.txt"
 # version in the image's list.
 IMAGE_VERSIONS = {"python": "3.12.3", "torch": "2.11.0", "torchvision": "0.26.0", "triton": "3.6.0", "numpy": "2.5.2"}
 IMAGE_INSTALLED = ("torch", "torchvision", "triton")
+IMAGE_PYTHON = ".".join(IMAGE_VERSIONS["python"].split(".")[:2])  # what the wheels are resolved for
 RUN_TEMPLATE = Path(__file__).with_name("bundle_run.sh")
 MIB = 2**20
 
@@ -327,7 +328,7 @@ def _yaml_flow(value) -> str:
 
 def build(paper: str, out: str | os.PathLike, profile: str = "quick", scales: list[int] | None = None,
           overrides: dict | None = None, *, target_packages: str | os.PathLike = DEFAULT_TARGET,
-          max_mib: float = 64, python_version: str = "3.12", data_root=None, log=print) -> list[Part]:
+          max_mib: float = 64, python_version: str = IMAGE_PYTHON, data_root=None, log=print) -> list[Part]:
     """Write the bundle of ``paper`` into ``out`` (which must not exist or be empty); returns its parts.
 
     Raises BundleError, before writing anything, when it would exceed ``max_mib``.
@@ -624,7 +625,7 @@ def main(argv=None) -> int:
                     help="override a profile parameter (baked into run.sh; sizes the data)")
     ap.add_argument("--target-packages", default=DEFAULT_TARGET, type=Path,
                     help="file listing the packages the node already has (default: our GPU image)")
-    ap.add_argument("--python-version", default="3.12", help="the node's Python (wheels are resolved for it)")
+    ap.add_argument("--python-version", default=IMAGE_PYTHON, help="the node's Python (wheels are resolved for it)")
     ap.add_argument("--max-mib", type=float, default=64, help="refuse a bundle larger than this (code included)")
     ap.add_argument("--data-root", help="where to copy images from (default: the profile's, else $SRCORE_DATA)")
     ap.add_argument("--out", type=Path, help="the bundle folder to write (new or empty)")
