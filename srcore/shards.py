@@ -21,9 +21,11 @@ not run again (a failed or killed one is; its runs resume from their checkpoints
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import time
@@ -88,13 +90,16 @@ def plan(paper: str, profile: str, overrides: dict, root: Path, *, by: str | Non
 
 
 def finished(shard: Shard) -> bool:
-    """True when the shard's folder holds complete results made with the same profile and parameters."""
+    """True when the shard's folder holds complete results made with the same profile and parameters, every
+    run trained to its end (a run stopped early by SIGTERM or the deadline resumes when the shard runs again)."""
     prov = Path(shard.folder) / "provenance.json"
     if not prov.is_file() or not (Path(shard.folder) / "values.csv").is_file():
         return False
     made = json.loads(prov.read_text())
     wanted = config.load(shard.paper, shard.profile, **shard.overrides).overrides
-    return made.get("profile") == shard.profile and made.get("overrides") == json.loads(json.dumps(wanted))
+    stopped = any(r.get("stopped_early") for r in made.get("runs", {}).values())
+    return made.get("profile") == shard.profile and made.get("overrides") == json.loads(json.dumps(wanted)) \
+        and not stopped
 
 
 # --- one shard, in whatever process runs it ----------------------------------------------------------------
@@ -176,13 +181,51 @@ def slurm_executor(folder: Path, *, cluster: str = "slurm", partition: str | Non
     return ex
 
 
+class ShardJob:
+    """What a submitit job runs: :func:`run_shard`, requeued when SLURM stops it.
+
+    A job near its time limit (SLURM's warning signal, ``slurm_signal_delay_s`` before it) or preempted is
+    put back in the queue with the same shard (submitit's ``checkpoint`` protocol; at most 3 time-outs), and
+    the requeued job resumes the shard's runs from their last checkpoints: a paper longer than a partition's
+    time limit finishes without anyone resubmitting it.
+    """
+
+    def __call__(self, spec: dict) -> str:
+        return run_shard(spec)
+
+    def checkpoint(self, spec: dict):
+        import submitit
+        if submitit.JobEnvironment().cluster != "slurm":
+            # SLURM ends a requeued job's processes itself (SIGTERM first: the Trainer saves); under submitit's local
+            # executor the notebook's kernel would go on training beside the requeued job
+            for pid in descendants(os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return submitit.helpers.DelayedSubmission(self, spec)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc: the notebook's kernel, torchrun's ranks), nearest first."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # the command name, in parentheses, may hold spaces; the parent's pid is the 2nd field after it
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # exited meanwhile
+            continue
+    found, level = [], {pid}
+    while level:
+        level = {p for p, pp in parent.items() if pp in level}
+        found += sorted(level)
+    return found
+
+
 def submit(shards: list[Shard], *, cluster: str = "slurm", **resources) -> dict:
     """One job per shard; {name: submitit Job}. ``resources``: partition, time_min, gpus_per_job, cpus_per_job."""
     jobs = {}
     for shard in shards:
         folder = Path(shard.folder).parent / f"{shard.name}.slurm"
         ex = slurm_executor(folder, cluster=cluster, name=f"srcore-{shard.paper}-{shard.name}", **resources)
-        jobs[shard.name] = ex.submit(run_shard, asdict(shard))
+        jobs[shard.name] = ex.submit(ShardJob(), asdict(shard))
     return jobs
 
 

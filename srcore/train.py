@@ -21,7 +21,7 @@ every random state (torch, CUDA, numpy, Python, the patch sampler) and the log r
 
 Wall clock: ``TrainConfig(deadline=time.time() + 60 * max_minutes)`` stops the loop after the
 step in which the deadline passes; so does SIGTERM (what a cluster scheduler sends before it
-kills a job). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
+kills a job) or SIGUSR2 (SLURM's warning before the time limit, under ``--executor slurm``). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
 ``trainer.stopped_early`` (``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
 
 Data path: a source with a ``draw`` method (:class:`srcore.data.PatchSampler`) has its next
@@ -238,7 +238,7 @@ class Trainer:
         self.step = 0
         self.stopped_early = False  # set by fit when cfg.deadline passed or SIGTERM arrived before cfg.steps
         self.resumed_at = 0  # the step fit started from: the last checkpoint's (cfg.steps: a finished run, nothing trained)
-        self._stop_requested = False  # set by the SIGTERM handler that fit installs
+        self._stop_requested = False  # set by the SIGTERM/SIGUSR2 handler that fit installs
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.log_rows: list[dict] = []
         self.eval_rows: list[dict] = []
@@ -293,7 +293,7 @@ class Trainer:
     def fit(self, data) -> "Trainer":
         """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one.
 
-        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or SIGTERM arrives
+        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or SIGTERM/SIGUSR2 arrives
         (``self.stopped_early``); under torchrun that is decided on log steps, so it may take
         up to ``cfg.log_every`` more steps.
         """
@@ -354,7 +354,7 @@ class Trainer:
                 self.save(data)
             if stop:  # no evaluation hook here: the budget is spent; the resumed run evaluates at its end
                 self.stopped_early = True
-                reason = "SIGTERM" if self._stop_requested else "the deadline"
+                reason = "a stop signal" if self._stop_requested else "the deadline"
                 if self.rank == 0:
                     bar.write(f"{self.desc}: stopped by {reason} at step {self.step}/{cfg.steps}; checkpoint {self.checkpoint_path}")
                 break
@@ -367,7 +367,7 @@ class Trainer:
         self.eval_rows.append({"step": self.step, **row})
 
     def _should_stop(self, sync: bool) -> bool:
-        """Deadline passed or SIGTERM received; under torchrun every rank gets the same answer (only when ``sync``)."""
+        """Deadline passed or a stop signal received; under torchrun every rank gets the same answer (only when ``sync``)."""
         local = self._stop_requested or (self.cfg.deadline is not None and time.time() >= self.cfg.deadline)
         if self.world_size == 1:
             return local
@@ -377,7 +377,8 @@ class Trainer:
 
     @contextlib.contextmanager
     def _sigterm_stops(self):
-        """While training, SIGTERM asks the loop to checkpoint and stop (main thread only: Python's rule for handlers)."""
+        """While training, SIGTERM or SIGUSR2 (SLURM's warning before the time limit, as submitit asks for it) asks the
+        loop to checkpoint and stop (main thread only: Python's rule for handlers)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -385,8 +386,10 @@ class Trainer:
         def handler(signum, frame):
             self._stop_requested = True
 
-        previous = signal.signal(signal.SIGTERM, handler)
+        signals = [signal.SIGTERM, *([signal.SIGUSR2] if hasattr(signal, "SIGUSR2") else [])]
+        previous = {s: signal.signal(s, handler) for s in signals}
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, h in previous.items():
+                signal.signal(s, h)

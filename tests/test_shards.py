@@ -3,11 +3,14 @@
 The end-to-end tests run the smoke profile: a run sharded by scale over 2 local processes gives
 the unsharded run's values.csv (same rows, statuses and numbers; moon's Table 6 is wall-clock time,
 different in every run), an identical rerun trains nothing, submitit's local executor runs the
-SLURM path, and a shard under torchrun (gloo, 2 processes) trains once and writes once.
+SLURM path (a job stopped at its time limit is requeued and resumes), and a shard under torchrun (gloo, 2 processes) trains once and writes once.
 """
 import json
 import os
+import signal
 import tarfile
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -35,6 +38,23 @@ def test_a_shard_per_scale_with_the_figures_where_their_scale_is(tmp_path):
     assert moon == {"x2": {"scales": [2], "fig4_images": []}, "x3": {"scales": [3], "fig4_images": []}, "x4": {"scales": [4]}}
     assert [s.name for s in shards.plan("lee2021_srgan_kd", "quick", {}, tmp_path)] == ["all"]  # one scale, one shard
     assert [s.name for s in shards.plan("seo_squeezesr_kd", "quick", {}, tmp_path, by=None)] == ["all"]
+
+
+def test_a_shard_is_finished_only_with_its_parameters_and_every_run_trained_to_its_end(tmp_path):
+    [shard] = shards.plan("seo_squeezesr_kd", "smoke", {"scales": [2], "fig_scale": 2}, tmp_path)
+    folder = Path(shard.folder)
+    folder.mkdir(parents=True)
+    (folder / "values.csv").write_text("table\n")
+    wanted = config.load(shard.paper, shard.profile, **shard.overrides).overrides
+
+    def made(profile="smoke", overrides=wanted, stopped=False):
+        runs = {"EDSR-T_x2-abc": {"name": "EDSR-T", "steps": 4 if stopped else 10, "stopped_early": stopped}}
+        (folder / "provenance.json").write_text(json.dumps({"profile": profile, "overrides": overrides, "runs": runs}))
+        return shards.finished(shard)
+
+    assert made()
+    assert not made(profile="quick") and not made(overrides={**wanted, "lr": 1e-3})
+    assert not made(stopped=True)  # stopped by its job's time limit: the shard runs again and resumes
 
 
 def test_gpus_are_handed_out_nproc_at_a_time():
@@ -237,3 +257,38 @@ def test_a_failed_shard_is_named_the_others_kept_and_only_it_runs_again(tmp_path
     assert not any("x2] started" in m for m in said)
     merged = {m["folder"]: m for m in provenance(out)["merged_from"]}
     assert merged["x2"]["finished_earlier"] and not merged["x3"]["finished_earlier"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.notebook
+def test_a_job_stopped_by_its_time_limit_is_requeued_and_resumes(tmp_path, monkeypatch):
+    """SLURM's warning before the time limit (here: submitit's local executor sends the same signal) requeues the
+    shard's job; the requeued job resumes the run from its checkpoint and finishes the shard."""
+    from srcore import data
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
+    overrides = {**TINY, "teacher_steps": 400, "ckpt_every": 10, "scales": [2], "fig_scale": 2}
+    [shard] = shards.plan("seo_squeezesr_kd", "smoke", overrides, tmp_path)
+    job = shards.submit([shard], cluster="local", time_min=10)["x2"]
+    ckpts = tmp_path / "checkpoints" / "seo_squeezesr_kd"
+    deadline = time.time() + 300
+    while not list(ckpts.glob("EDSR-T_x2-*/last.pt")):  # the teacher has saved a checkpoint: stop the job now
+        assert time.time() < deadline and not job.done(), job.stderr()
+        time.sleep(0.2)
+    worker, *kernel = shards.descendants(job._process.pid)  # the job's task under submitit's local controller; below it
+    os.kill(worker, signal.SIGUSR2)  # what SLURM sends the job step before its time limit (submitit's --signal)
+    while "Requeued job" not in job.stdout():
+        assert time.time() < deadline, job.stdout()
+        time.sleep(0.05)
+    # its kernel was still training (390 steps to go): it is stopped before the job goes back in the queue
+    assert kernel and not any(alive(pid) for pid in kernel)
+    assert job.result() == shard.folder
+    assert "this job is timed-out" in job.stdout()
+    [teacher] = [r for r in provenance(Path(shard.folder))["runs"].values() if r["name"] == "EDSR-T"]
+    assert teacher["steps"] == 400 and 0 < teacher["trained_steps"] < 400  # resumed from the checkpoint, not restarted
+    assert (Path(shard.folder) / "values.csv").is_file()

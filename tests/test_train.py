@@ -156,19 +156,20 @@ def test_resume_after_a_deadline_stop_matches_uninterrupted(tmp_path):
     assert resumed.log_rows == ref.log_rows
 
 
-def test_sigterm_checkpoints_and_stops_then_the_handler_is_restored(tmp_path):
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2])  # a scheduler's stop; SLURM's time-limit warning
+def test_a_stop_signal_checkpoints_and_stops_then_the_handler_is_restored(tmp_path, signum):
+    before = signal.getsignal(signum)
 
     def terminate(t):
         if t.step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     t, sampler = make_run(tmp_path / "r", 10, on_step=terminate)
     t.fit(sampler)
     assert t.stopped_early and t.step == 3  # the step in which SIGTERM arrived is finished and saved
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 3
     assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signum) is before
 
 
 def test_the_checkpoint_holds_the_sampler_state_before_the_prefetched_batch(tmp_path):
