@@ -363,6 +363,9 @@ def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, 
     rows = psnr_rows(v6)
     assert pd.isna(rows.loc["ESRGAN", "n_seeds"]) and rows.loc["Teacher_0.3", "n_seeds"] == 2 and rows.loc["Teacher_0.3", "sd"] > 0
     assert sorted(r["seed"] for r in prov6["runs"].values() if r["name"] == "Teacher_0.3_finetune") == [0, 1]
+    for key in (k for k, r in prov6["runs"].items() if r["name"] == "Teacher_0.3_finetune"):
+        log = pd.read_csv(tmp_path / "checkpoints" / PAPER / key / "log.csv")  # smoke: teacher_l1_steps 1
+        assert log.l_d.notna().all()  # ESRGAN's loss from its first step: the teacher's L1-only warm-up is not repeated
 
 
 @pytest.mark.notebook
