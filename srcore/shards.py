@@ -91,7 +91,7 @@ def plan(paper: str, profile: str, overrides: dict, root: Path, *, by: str | Non
 
 def finished(shard: Shard) -> bool:
     """True when the shard's folder holds complete results made with the same profile and parameters, every
-    run trained to its end (a run stopped early by SIGTERM or the deadline resumes when the shard runs again)."""
+    run trained to its end (a run stopped early by a stop signal or the deadline resumes when the shard runs again)."""
     prov = Path(shard.folder) / "provenance.json"
     if not prov.is_file() or not (Path(shard.folder) / "values.csv").is_file():
         return False

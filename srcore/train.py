@@ -20,9 +20,9 @@ weights of an uninterrupted run: the checkpoint holds networks, optimisers, sche
 every random state (torch, CUDA, numpy, Python, the patch sampler) and the log rows.
 
 Wall clock: ``TrainConfig(deadline=time.time() + 60 * max_minutes)`` stops the loop after the
-step in which the deadline passes; so does SIGTERM (what a cluster scheduler sends before it
-kills a job) or SIGUSR2 (SLURM's warning before the time limit, under ``--executor slurm``). Either way the Trainer writes its checkpoint, log.csv and eval.csv, sets
-``trainer.stopped_early`` (``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
+step in which the deadline passes; so does a signal of :data:`STOP_SIGNALS`. Either way the
+Trainer writes its checkpoint, log.csv and eval.csv, sets ``trainer.stopped_early``
+(``trainer.step < cfg.steps``) and returns; a later ``fit`` resumes.
 
 Data path: a source with a ``draw`` method (:class:`srcore.data.PatchSampler`) has its next
 batch prepared in a background thread while the current step runs. On CUDA it hands over
@@ -72,6 +72,9 @@ AUTOCAST = {
     "bf16": ("cuda", "cpu"),  # on the CPU too: rehearses on a CPU the numerics every GPU step runs with
     "off": (),                # float32 everywhere
 }
+# What stops training with a checkpoint: SIGTERM (what a cluster scheduler sends before it kills a job) and SIGUSR2
+# (SLURM's warning before the time limit, which submitit asks for; not on Windows)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR2") if hasattr(signal, name))
 
 
 @dataclass
@@ -236,9 +239,9 @@ class Trainer:
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(self.cfg.lr_milestones), self.cfg.lr_gamma)
                            for name, opt in self.optimizers.items()}
         self.step = 0
-        self.stopped_early = False  # set by fit when cfg.deadline passed or SIGTERM arrived before cfg.steps
+        self.stopped_early = False  # set by fit when cfg.deadline passed or a stop signal arrived before cfg.steps
         self.resumed_at = 0  # the step fit started from: the last checkpoint's (cfg.steps: a finished run, nothing trained)
-        self._stop_requested = False  # set by the SIGTERM/SIGUSR2 handler that fit installs
+        self._stop_requested = False  # set by the STOP_SIGNALS handler that fit installs
         self.elapsed = 0.0  # training seconds, summed over resumed sessions
         self.log_rows: list[dict] = []
         self.eval_rows: list[dict] = []
@@ -293,12 +296,12 @@ class Trainer:
     def fit(self, data) -> "Trainer":
         """Train until ``cfg.steps``, resuming from the last checkpoint in ``run_dir`` if there is one.
 
-        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or SIGTERM/SIGUSR2 arrives
+        Stops earlier, with a checkpoint, when ``cfg.deadline`` passes or a signal of STOP_SIGNALS arrives
         (``self.stopped_early``); under torchrun that is decided on log steps, so it may take
         up to ``cfg.log_every`` more steps.
         """
         self.stopped_early = self._stop_requested = False
-        with self._sigterm_stops():
+        with self._signals_stop():
             resumed = self.load(data)
             self.resumed_at = self.step
             if not resumed:
@@ -376,9 +379,9 @@ class Trainer:
         return distributed.any_rank(local, self.device)
 
     @contextlib.contextmanager
-    def _sigterm_stops(self):
-        """While training, SIGTERM or SIGUSR2 (SLURM's warning before the time limit, as submitit asks for it) asks the
-        loop to checkpoint and stop (main thread only: Python's rule for handlers)."""
+    def _signals_stop(self):
+        """While training, a signal of STOP_SIGNALS asks the loop to checkpoint and stop (main thread only: Python's
+        rule for handlers)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -386,8 +389,7 @@ class Trainer:
         def handler(signum, frame):
             self._stop_requested = True
 
-        signals = [signal.SIGTERM, *([signal.SIGUSR2] if hasattr(signal, "SIGUSR2") else [])]
-        previous = {s: signal.signal(s, handler) for s in signals}
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         try:
             yield
         finally:

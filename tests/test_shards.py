@@ -3,7 +3,8 @@
 The end-to-end tests run the smoke profile: a run sharded by scale over 2 local processes gives
 the unsharded run's values.csv (same rows, statuses and numbers; moon's Table 6 is wall-clock time,
 different in every run), an identical rerun trains nothing, submitit's local executor runs the
-SLURM path (a job stopped at its time limit is requeued and resumes), and a shard under torchrun (gloo, 2 processes) trains once and writes once.
+SLURM path (a job stopped at its time limit is requeued and resumes), and a shard under torchrun
+(gloo, 2 processes) trains once and writes once.
 """
 import json
 import os

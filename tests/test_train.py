@@ -166,7 +166,7 @@ def test_a_stop_signal_checkpoints_and_stops_then_the_handler_is_restored(tmp_pa
 
     t, sampler = make_run(tmp_path / "r", 10, on_step=terminate)
     t.fit(sampler)
-    assert t.stopped_early and t.step == 3  # the step in which SIGTERM arrived is finished and saved
+    assert t.stopped_early and t.step == 3  # the step in which the signal arrived is finished and saved
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 3
     assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4
     assert signal.getsignal(signum) is before
