@@ -9,11 +9,9 @@ PatchSampler -> srcore.train.Trainer with srcore.train.l1_step, Adam), on the CP
 * SqueezeSR at the paper's width, x4 (seo_squeezesr_kd: 64 channels, squeeze 16, sub-pixel tail);
 * a small EDSR, x2 (4 ResBlocks of 32 channels, res_scale 1).
 
-Each for 2000 steps at batch 16 and LR patch 48 (HR 192 at x4, 96 at x2), the papers' patch. Measured on
-these 2 cores when idle: 0.11 s/step (SqueezeSR x4) and 0.23 s/step (EDSR x2), ~12 min of training for both
-plus ~1 min of evaluation, so the full patch fits the 40-minute budget and no smaller patch was needed. On a
-busy machine it does not: with 3-4 other engineers' jobs on the cores SqueezeSR ran at ~1.1 s/step and the
-whole run took 47 min (results/learning.md gives the times of the run it describes).
+Each for 2000 steps at batch 16 and LR patch 48 (HR 192 at x4, 96 at x2), the papers' patch: minutes on a
+2-core CPU (results/learning.md gives the seconds per step and the minutes of the run it describes, with the
+machine's load average: on a CPU shared with other work, times grow several-fold).
 
 Data: T91 + BSD200 (the stand-in for DIV2K), LR by the MATLAB bicubic, images smaller than the HR patch
 skipped (T91's small ones at x4). Evaluation: the standard protocol (srcore.evaluate.evaluate: PSNR and
@@ -249,8 +247,8 @@ def write_md(path: Path, *, final: list[dict], trained: list[dict], recipe: Reci
         "",
         (f"Written by `python benchmarks/learning.py` on {meta['date']}, commit `{meta['commit']}`, torch "
          f"{torch.__version__}, on {meta['machine']}. Load average at start {meta['load_start']}, at end "
-         f"{meta['load_end']}: the 2 cores are shared with other engineers' jobs, so times can be longer than on an "
-         "idle machine."),
+         f"{meta['load_end']}: a load above the number of cores means other work shared them, and times are longer "
+         "than on an idle machine."),
         "",
         ("Does srcore's trainer learn? Two networks trained with the notebooks' own data path and loop "
          "(`srcore.data.load_folders` -> `TrainSet` -> `PatchSampler` -> `srcore.train.Trainer` with "
@@ -272,11 +270,7 @@ def write_md(path: Path, *, final: list[dict], trained: list[dict], recipe: Reci
         + ". The papers use 1e-4 or 2e-4 over hundreds of thousands of steps; for a 2000-step check the rate was "
           "measured with `--lr-sweep` (table at the end, when its CSV is present): at 1e-4 both networks are still "
           "within 0.4 dB of bicubic after 500 steps, 2e-3 gained most for both.",
-        f"* LR patch {recipe.lr_patch}: the papers' patch. On these 2 cores idle, both networks train in ~12 min at this patch "
-        "(0.11 and 0.23 s/step), inside the 40-minute budget, so no smaller patch was needed; this run took "
-        f"{meta['wall_min']:.1f} min in all" + ("" if meta["wall_min"] <= 40 else
-                                                ", over the budget because other jobs held the cores (load average above)")
-        + ".",
+        f"* LR patch {recipe.lr_patch}: the papers' patch; this run took {meta['wall_min']:.1f} min in all.",
         f"* Evaluation: {', '.join(EVAL_SETS)} on the final weights; the curve: {CURVE_SET} every {meta['eval_every']} steps.",
         f"* Times: training {meta['train_min']:.1f} min (s/step above, from the checkpoints, evaluations on {CURVE_SET} "
         f"included), total wall time of this invocation {meta['wall_min']:.1f} min"

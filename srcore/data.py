@@ -58,8 +58,17 @@ def _data_env() -> tuple[str, bool]:
     return env, env.lower() == NO_DATA
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`srcore.download.default_data_root`; it must exist."""
+def fetch_command(sets, root: Path | None = None) -> str:
+    """The one command that fetches ``sets`` (names of srcore.download's catalogue) into ``root``."""
+    where = "" if root is None or Path(root).resolve() == Path(default_data_root()).resolve() else f" --root {root}"
+    return f"python -m srcore.download {' '.join(sets)}{where}"
+
+
+def data_root(root: str | os.PathLike | None = None, *, needs=()) -> Path:
+    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`srcore.download.default_data_root`; it must exist.
+
+    ``needs``: the sets the caller reads, named in the error's fetch command (default: every set).
+    """
     env, none = _data_env()
     if root is None and none:
         raise DataError("SRCORE_DATA=none: no data root (smoke runs use the embedded photos)")
@@ -67,8 +76,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     path = Path(root if root is not None else env or default_data_root())
     if not path.is_dir():
         how = f"{source}={path}" if source else f"the default data root {path.resolve()} (SRCORE_DATA is not set)"
-        raise DataError(f"{how} does not exist: set SRCORE_DATA to a folder holding benchmark/ and train/, "
-                        f"or fetch the data with `python -m srcore.download benchmark`")
+        raise DataError(f"{how} does not exist: fetch the data with `{fetch_command(needs or ['all'], path)}`, "
+                        f"or set SRCORE_DATA to a folder holding benchmark/ and train/")
     return path
 
 
@@ -76,23 +85,26 @@ def find_root(root: str | os.PathLike | None = None, *, benchmarks=(), train_set
               allow_embedded: bool = False) -> Path | None:
     """The data root holding ``benchmark/<set>/HR`` for ``benchmarks`` and ``train/<folder>`` for ``train_sets``.
 
-    None means "use the embedded photos": only when ``allow_embedded`` (the smoke profile) and no
-    root was asked for at all (neither ``root`` nor ``$SRCORE_DATA``). A root that was asked for
-    and is missing or incomplete is an error naming what it lacks.
+    None means "use the embedded photos": only when ``allow_embedded`` (the smoke profile) and there
+    is no data root at all (none asked for with ``root`` or ``$SRCORE_DATA``, none at the default
+    places), or ``SRCORE_DATA=none``. A data root that lacks a set is an error naming the set and the
+    command that fetches it, never a quiet switch to other images.
     """
     env, none = _data_env()
-    configured = root is not None or (bool(env) and not none)
+    needs = [*benchmarks, *train_sets]
     try:
-        path = data_root(root)
-        missing = [f"benchmark/{s}/HR" for s in benchmarks if not (path / "benchmark" / s / "HR").is_dir()]
-        missing += [f"train/{f}" for f in train_sets if not (path / "train" / f).is_dir()]
-        if missing:
-            raise DataError(f"{path} lacks {', '.join(missing)}")
+        path = data_root(root, needs=needs)
     except DataError as e:
-        if configured or not allow_embedded:
+        if not allow_embedded or root is not None or (env and not none):
             raise
         print(f"no data ({e}): smoke run on scikit-image's embedded photos instead")
         return None
+    missing = [s for s in benchmarks if not (path / "benchmark" / s / "HR").is_dir()]
+    missing += [f for f in train_sets if not (path / "train" / f).is_dir()]
+    if missing:
+        folders = [f"benchmark/{s}/HR" if s in benchmarks else f"train/{s}" for s in missing]
+        raise DataError(f"{path} lacks {', '.join(folders)}: fetch {'it' if len(missing) == 1 else 'them'} with "
+                        f"`{fetch_command(missing, path)}`")
     return path
 
 
@@ -345,7 +357,7 @@ def benchmark_set(name: str, scale: int, root: str | os.PathLike | None = None, 
     hr_dir = data_root(root) / "benchmark" / name / "HR"
     if not hr_dir.is_dir():
         raise DataError(f"{hr_dir} not found: benchmark set {name} is not in the data root "
-                        f"(fetch it with `python -m srcore.download benchmark`)")
+                        f"(fetch it with `{fetch_command([name], hr_dir.parents[2])}`)")
     lr_dir = hr_dir.parent / "LR_bicubic" / f"X{scale}"
     paths = list_images(hr_dir)[:limit]
     if names is not None:
@@ -394,7 +406,8 @@ def load_folders(folders, limit: int | None = None) -> dict[str, np.ndarray]:
     images = {}
     for folder in map(Path, folders):
         if not folder.is_dir():
-            raise DataError(f"training folder {folder} not found (the data root needs train/{folder.name})")
+            raise DataError(f"training folder {folder} not found (the data root needs train/{folder.name}: fetch it "
+                            f"with `{fetch_command([folder.name], folder.parents[1])}`)")
         paths = list_images(folder)[:limit]
         if not paths:
             raise DataError(f"training folder {folder} holds no images")

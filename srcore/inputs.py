@@ -53,37 +53,39 @@ class Inputs:
 def load(P, *, train: bool = True, eval_sets=None, scales=None, figures: dict | None = None,
          embedded_limit: int | None = None) -> Inputs:
     """The data of a run with parameters ``P``: ``eval_sets`` (default ``P.eval_sets``) at ``scales`` (default
-    ``P.scales``), the training images when ``train``, and ``figures`` (``{parameter: (set, scale, [names])}``; an
-    unknown name is a :class:`~srcore.config.ParameterError` naming the parameter). No data: the embedded photos
-    (``embedded_limit`` of them)."""
+    ``P.scales``), the training images when ``train``, and ``figures`` (``{parameter: (scale, ["<set>/<image>",
+    ...])}``, the images a figure shows; an unknown image is a :class:`~srcore.config.ParameterError` naming the
+    parameter). No data: the embedded photos (``embedded_limit`` of them)."""
     eval_sets = list(P.eval_sets if eval_sets is None else eval_sets)
     scales = list(P.scales if scales is None else scales)
-    figures = {k: v for k, v in (figures or {}).items() if v[2]}
-    fig_sets = [s for s, _, _ in figures.values() if s not in eval_sets]
+    figures = {k: (x, [tuple(item.split("/", 1)) for item in items]) for k, (x, items) in (figures or {}).items() if items}
+    fig_sets = list(dict.fromkeys(s for _, items in figures.values() for s, _ in items if s not in eval_sets))
     root = data.find_root(P.get("data_root"), benchmarks=eval_sets + fig_sets,
                           train_sets=P.train_sets if train else (), allow_embedded=P.get("allow_embedded", False))
     paths = []
     if root is not None:
-        for param, (set_name, _, names) in figures.items():
-            have = {p.stem for p in data.list_images(root / "benchmark" / set_name / "HR")}
-            unknown = [n for n in names if n not in have]
-            if unknown:
-                raise config.ParameterError(f"{param}: {unknown} not in {set_name} ({root / 'benchmark' / set_name / 'HR'}); "
-                                            f"images there look like {sorted(have)[:3]}")
+        for param, (_, items) in figures.items():
+            for set_name, name in items:
+                hr_dir = root / "benchmark" / set_name / "HR"
+                have = {p.stem for p in data.list_images(hr_dir)}
+                if name not in have:
+                    raise config.ParameterError(f"{param}: {set_name}/{name} is not an image of {set_name} ({hr_dir}); "
+                                                f"images there look like {sorted(have)[:3]}")
         train_images = data.load_folders([root / "train" / f for f in P.train_sets], P.get("train_limit")) if train else {}
         label = "+".join(P.train_sets) + ("" if list(P.train_sets) == ["DIV2K"] else " (stand-in for DIV2K)")
         limits = P.get("eval_limit") or {}
         sets = {s: {x: data.benchmark_set(s, x, root, limit=limits.get(s)) for x in scales} for s in eval_sets}
-        figure_pairs = {k: data.benchmark_set(s, x, root, names=names) for k, (s, x, names) in figures.items()}
+        figure_pairs = {k: [data.benchmark_set(s, x, root, names=[n])[0] for s, n in items]
+                        for k, (x, items) in figures.items()}
         if train:
             paths += [p for f in P.train_sets for p in data.list_images(root / "train" / f)[:P.get("train_limit")]]
         paths += [p for s in eval_sets for p in data.list_images(root / "benchmark" / s / "HR")[:limits.get(s)]]
-        paths += [root / "benchmark" / s / "HR" / f"{n}.png" for s, _, names in figures.values() for n in names]
+        paths += [root / "benchmark" / s / "HR" / f"{n}.png" for _, items in figures.values() for s, n in items]
     else:
         train_images = data.embedded_images() if train else {}
         label = "embedded scikit-image photos (no data found)"
         sets = {"embedded": {x: data.embedded_set(x, limit=embedded_limit) for x in scales}}
-        figure_pairs = {k: data.embedded_set(x, limit=len(names)) for k, (_, x, names) in figures.items()}
+        figure_pairs = {k: data.embedded_set(x, limit=len(items)) for k, (x, items) in figures.items()}
     provenance = {"root": str(root), "train_set": label, "train_images": len(train_images),
                   "input_mib": round(sum(p.stat().st_size for p in set(paths) if p.is_file()) / 2**20, 1),
                   "eval_images": {s: len(v[scales[0]]) for s, v in sets.items()} if scales else {}}

@@ -278,7 +278,7 @@ class VGGContentLoss(nn.Module):
 
 class PixelMSELoss(nn.Module):
     """MSE(SR, HR) in [0,1] pixels: the declared substitute for the VGG content loss where the
-    VGG19 ImageNet weights are not available (smoke/quick on these machines)."""
+    VGG19 ImageNet weights are not in ``$SRCORE_WEIGHTS`` (smoke and quick use it)."""
 
     def forward(self, sr, hr):
         return F.mse_loss(sr, hr)

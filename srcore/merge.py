@@ -1,4 +1,4 @@
-"""Merge run folders into one: the shards of a run, the GPU calls of one paper, a new call and results/.
+"""Merge run folders into one: the shards of a run, runs of one paper made apart (per scale, per seed) and results/.
 
     python -m srcore.merge OUT_RUN DIR [DIR ...]
     python -m srcore.merge results/moon2023_clsd results/moon2023_clsd back_x2/ back_x3/ back_x4/
@@ -9,7 +9,7 @@ are read before anything is written); it is replaced whole, as every run folder 
 
 * **values**: for each published value (and each extra row) the row of the folder that measured
   it; a number beats an n/a. A value measured per seed in several folders on different seeds, under
-  the same profile, steps and data (the seeds of one run trained in separate calls), is pooled: mean,
+  the same profile, steps and data (the seeds of one run trained apart), is pooled: mean,
   sd and count over all the seeds. Two folders with the same number agree. Rows no training shapes
   (bicubic, counts; no ``steps``) computed on a whole set win over the same row computed on part of
   it ("first n of N images"). Any other pair of different numbers for one value is an error naming
@@ -142,7 +142,7 @@ def _seed_rows(src: Source, key: tuple) -> pd.DataFrame:
 
 def pool_seeds(cands: list[tuple[Source, pd.Series]], per_seed: list[pd.DataFrame]) -> pd.Series | None:
     """One row over the seeds of every folder, when each measured the value on other seeds under the same
-    profile, steps and training data (the seeds of one run, trained in separate calls); else None."""
+    profile, steps and training data (the seeds of one run, trained apart); else None."""
     seeds = [set(p["seed"]) for p in per_seed]
     rows = [r for _, r in cands]
     same = {(r["profile"], str(r["steps"]), r["train_set"]) for r in rows}
@@ -159,8 +159,8 @@ def pool_seeds(cands: list[tuple[Source, pd.Series]], per_seed: list[pd.DataFram
 def merge_values(sources: list[Source]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """The merged values.csv and values_per_seed.csv, and how many rows each folder gave.
 
-    A value measured per seed in several folders on different seeds (a run's seeds trained in separate
-    calls) is pooled: its row is the mean, sd and count over all of them.
+    A value measured per seed in several folders on different seeds (a run's seeds trained
+    apart) is pooled: its row is the mean, sd and count over all of them.
     """
     candidates: dict[tuple, list] = {}
     for src in sources:

@@ -9,7 +9,7 @@ into ``results/<paper>/`` only when it is at least as complete as what is there:
 * no published value (a row of values.csv with a ``published`` number) that has a number in
   results/ goes to n/a, or to a value made from fewer training steps (``steps`` column) or
   fewer images (``note`` column: "first n of N images" when a set was evaluated in part);
-* no figure or table file of results/ would disappear.
+* no figure or table file of results/ that shows numbers would disappear.
 
 Otherwise results/ is left as it is and the reasons are printed (a few lost rows and how
 many in all); ``force=True`` (``--promote-anyway``) promotes after printing the same list.
@@ -121,6 +121,16 @@ def _files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
+def _holds_numbers(folder: Path, name: str) -> bool:
+    """Whether a table or figure file of ``folder`` shows any numbers: the CSV behind it has a row (a table or
+    figure with none was a placeholder, and losing it loses nothing)."""
+    data = (folder / name).with_suffix(".csv")
+    if not data.is_file():
+        return True
+    with open(data) as f:
+        return sum(1 for line in f if line.strip()) > 1
+
+
 def _label(key: tuple) -> str:
     _, table, dataset, scale, method, metric = key
     scale = f" x{scale}" if scale.isdigit() else ""
@@ -189,7 +199,7 @@ def compare(run: str | os.PathLike, target: str | os.PathLike) -> Verdict:
             before = _PART.search(old.get("note", ""))
             verdict.lost.append(f"{label}: {before.group(0) if before else 'all images'} -> "
                                 f"{_PART.search(row['note']).group(0)}")
-    gone = sorted(f for f in _files(target) - _files(run) if f.startswith(("figures/", "tables/")))
+    gone = sorted(f for f in _files(target) - _files(run) if f.startswith(("figures/", "tables/")) and _holds_numbers(target, f))
     verdict.lost += [f"file {f}" for f in gone]
     return verdict
 

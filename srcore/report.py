@@ -226,6 +226,8 @@ class Results:
         self._rows: dict[tuple, dict] = {}
         self._seeded: dict[tuple, dict] = {}  # key -> {seed: {"reproduced", "steps", "note", "train_set"}}
         self.figures: list[str] = []  # names of add_figure's figures, shown on the results page
+        # tables and figures with nothing to show in this run (name -> what they need), said once on the page
+        self.left_out: dict[str, str] = self.provenance.setdefault("left_out", {})
         self.provenance.setdefault("paper", self.paper)
         self.provenance.setdefault("profile", self.profile)
         self.provenance.setdefault("started", datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -299,14 +301,24 @@ class Results:
         """One published table as (dataset, scale, metric) rows and, per method, published | ours | delta (:func:`side_by_side`)."""
         return side_by_side(self.values(), table)
 
-    def add_table(self, df: pd.DataFrame, name: str, title: str = "") -> Path:
-        """An extra table as CSV + Markdown under tables/."""
+    def add_table(self, df: pd.DataFrame, name: str, title: str = "", needs: str = "trained networks") -> Path | None:
+        """An extra table as CSV + Markdown under tables/; a table with no rows is not written, and the page
+        says once that it needs ``needs``. Returns its path, or None when it was left out."""
+        if df.empty:
+            self.left_out[f"tables/{name}"] = needs
+            return None
         if self.writes:
             write_table(self.stage, df, name, title)
         return self.out_dir / "tables" / f"{name}.md"
 
-    def add_figure(self, fig, data: pd.DataFrame, name: str) -> Path:
-        """A figure as PNG, with the CSV of the numbers it shows beside it."""
+    def add_figure(self, fig, data: pd.DataFrame, name: str, needs: str = "trained networks") -> Path | None:
+        """A figure as PNG, with the CSV of the numbers it shows beside it. A figure with no numbers behind it
+        is not drawn (no placeholder): the page says once that it needs ``needs``. Returns its path, or None."""
+        import matplotlib.pyplot as plt
+        if data.empty:
+            plt.close(fig)
+            self.left_out[f"figures/{name}"] = needs
+            return None
         self.figures.append(name)
         if self.writes:
             path = self.stage / "figures" / f"{name}.png"
@@ -456,6 +468,26 @@ def _na_reasons(values: pd.DataFrame) -> pd.Series:
     return na["status"].str.replace(r"^n/a:\s*", "", regex=True).value_counts()
 
 
+def value_kinds(values: pd.DataFrame) -> dict[str, int]:
+    """Published values by kind: "untrained" (measured without training: counts, bicubic...), "trained" (from a
+    trained network: its ``steps`` are recorded) and "n/a"."""
+    pub = values[values["published"].fillna("").astype(str) != ""]
+    measured = pub["status"] == "reproduced"
+    trained = measured & (pd.to_numeric(pub["steps"], errors="coerce").fillna(0) > 0)
+    return {"untrained": int((measured & ~trained).sum()), "trained": int(trained.sum()), "n/a": int((~measured).sum())}
+
+
+def _trained_line(rows: pd.DataFrame) -> list[str]:
+    """One line under a published table naming its trained values (method and steps); none when nothing was trained."""
+    steps = pd.to_numeric(rows["steps"], errors="coerce")
+    trained = rows[(rows["status"] == "reproduced") & (steps > 0)]
+    if trained.empty:
+        return []
+    what = [f"{m} ({', '.join(sorted({str(int(float(v))) for v in g['steps']}))} steps)"
+            for m, g in trained.groupby("method", sort=False)]
+    return [f"Trained in this run: {', '.join(what)}; every other number here needs no training."]
+
+
 def results_page(folder: Path, figures=()) -> str:
     """A paper's README.md from the files of its results folder: what was run, each published table
     (published | ours | delta), the figures inline, the claims check, the reasons for n/a."""
@@ -484,22 +516,32 @@ def results_page(folder: Path, figures=()) -> str:
         lines.append(f"* merged from `{part.get('folder')}`: profile {part.get('profile')} on {part.get('device')}, "
                      f"commit `{part.get('commit')}`, {part.get('rows', 0)} rows taken")
     if runs:
-        lines += ["", "| run | seed | steps | trained in this session | reused |", "|---|---|---|---|---|"]
+        lines += ["", "| run | seed | steps | trained by this run | reused |", "|---|---|---|---|---|"]
         lines += [f"| {k} | {'' if r.get('seed') is None else r['seed']} | {r.get('steps', 0)} of "
                   f"{r.get('planned_steps', r.get('steps', 0))}{' (stopped early)' if r.get('stopped_early') else ''} | "
                   f"{r.get('trained_steps', 0)} | {'yes' if r.get('reused') else 'no'}"
                   f"{' (release ' + r['release'].get('file', '') + ')' if r.get('release') else ''} |"
                   for k, r in runs.items()]
     pub = values[values["published"] != ""]
-    n_rep = int((pub["status"] == "reproduced").sum())
-    lines += ["", f"{n_rep} of {len(pub)} published values reproduced; {len(values) - len(pub)} extra values of ours.", ""]
+    kinds = value_kinds(values)
+    lines += ["", f"Published values: {len(pub)}. Measured without training (parameter counts, bicubic, NIQE of HR "
+              f"images...): {kinds['untrained']}. From networks trained in this run: {kinds['trained']}. n/a: "
+              f"{kinds['n/a']} (reasons at the end). Extra values of ours: {len(values) - len(pub)}.", ""]
     for table in dict.fromkeys(pub["table"]):
         md = folder / "tables" / f"{table_slug(table)}.md"
         if md.is_file():
-            lines += [f"## {table}", "", _body(md), ""]
+            lines += [f"## {table}", "", _body(md), "", *_trained_line(pub[pub["table"] == table]), ""]
     for name in figures:
         lines += [f"## Figure: {name}", "", f"![{name}](figures/{name}.png)", "",
                   f"The numbers behind it: [figures/{name}.csv](figures/{name}.csv).", ""]
+    left_out = prov.get("left_out") or {}
+    if left_out:
+        by_need: dict[str, list[str]] = {}
+        for name, needs in left_out.items():
+            by_need.setdefault(needs, []).append(f"`{name}`")
+        lines += ["## Not drawn in this run", "",
+                  *[f"* {', '.join(names)}: {'needs' if len(names) == 1 else 'need'} {needs}, and this run has none"
+                    for needs, names in by_need.items()], ""]
     claims = folder / "tables" / "claims.md"
     if claims.is_file():
         lines += ["## Claims check", "", _body(claims), ""]
@@ -512,8 +554,10 @@ def results_page(folder: Path, figures=()) -> str:
 
 
 def write_summary(results_root: str | os.PathLike | None = None) -> Path:
-    """``results/README.md``: one row per paper (published values, reproduced, n/a by reason, the
-    largest |delta| among reproduced cells, profile, date), from each ``<paper>/values.csv``."""
+    """``results/README.md``: one row per paper, from each ``<paper>/values.csv`` and ``provenance.json``: its
+    published values, how many of them were measured without training and how many come from trained networks
+    (:func:`value_kinds`), how many are n/a (the reasons are on its page), the gap to the published values of the
+    trained ones, and what ran (profile, device, date)."""
     root = _results_root(results_root)
     rows = []
     for values_csv in sorted(root.glob("*/values.csv")):
@@ -522,21 +566,23 @@ def write_summary(results_root: str | os.PathLike | None = None) -> Path:
         prov_path = folder / "provenance.json"
         prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
         pub = values[values["published"] != ""]
-        rep = pub[pub["status"] == "reproduced"]
-        delta = pd.to_numeric(rep["delta"], errors="coerce").abs()
-        worst = ""
-        if delta.notna().any():
-            r = rep.loc[delta.idxmax()]
-            worst = f"{delta.max():.3g} ({r['table']}, {r['dataset']}, {r['method']}, {r['metric']})"
-        reasons = _na_reasons(values)
+        kinds = value_kinds(values)
+        trained = pub[(pub["status"] == "reproduced") & (pd.to_numeric(pub["steps"], errors="coerce") > 0)]
+        delta = pd.to_numeric(trained["delta"], errors="coerce")
+        gap = f"mean {delta.mean():+.2f}, from {delta.min():+.2f} to {delta.max():+.2f}" if delta.notna().any() else ""
+        ran = f"{prov.get('profile', '')}, {'trained nothing' if not kinds['trained'] else 'trained'}"
         rows.append({"paper": f"[{folder.name}]({folder.name}/README.md)", "published values": len(pub),
-                     "reproduced": len(rep), "n/a by reason": "; ".join(f"{n} {why}" for why, n in reasons.items()),
-                     "largest abs(delta)": worst, "profile": prov.get("profile", ""),
+                     "measured without training": kinds["untrained"], "trained": kinds["trained"], "n/a": kinds["n/a"],
+                     "trained minus published": gap, "run": ran, "device": prov.get("device", ""),
                      "date": str(prov.get("finished", ""))[:10]})
-    text = ("# Results\n\nOne row per paper, written by `srcore.report.write_summary` from each paper's "
-            "`values.csv` (do not edit by hand). Each paper's page holds its tables, figures and claims.\n\n")
-    text += markdown_table(pd.DataFrame(rows, columns=["paper", "published values", "reproduced", "n/a by reason",
-                                                       "largest abs(delta)", "profile", "date"]))
+    text = ("# Results\n\nOne row per paper, written by `python -m srcore.report results` from each paper's "
+            "`values.csv` (do not edit by hand). *Measured without training*: parameter counts, bicubic, NIQE of "
+            "HR images and the like, which need no trained network; *trained*: values of networks trained by the "
+            "run (their steps are in `values.csv`); *n/a*: not produced, each with its reason on the paper's page. "
+            "Each paper's page holds its tables, figures and claims.\n\n")
+    text += markdown_table(pd.DataFrame(rows, columns=["paper", "published values", "measured without training",
+                                                       "trained", "n/a", "trained minus published", "run", "device",
+                                                       "date"]))
     _write_text(root / "README.md", portable(text))
     return root / "README.md"
 
@@ -574,6 +620,24 @@ def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
     return pages
 
 
-if __name__ == "__main__":
-    for page in rewrite_pages(sys.argv[1] if len(sys.argv) > 1 else None):
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m srcore.report", description=(
+        "Write results pages again from their own files (values.csv, provenance.json, tables, figures): each "
+        "paper's README.md and published tables in today's form, and the folder's README.md (one row per paper). "
+        "The numbers are not touched. Nothing is written unless a folder is named."))
+    ap.add_argument("folder", type=Path, help="a results folder holding <paper>/values.csv folders (e.g. results), "
+                                               "or one run folder (e.g. runs/quick/seo_squeezesr_kd)")
+    args = ap.parse_args(argv)
+    if (args.folder / "values.csv").is_file():
+        print(rewrite_run(args.folder) / "README.md")
+        return 0
+    if not any(args.folder.glob("*/values.csv")):
+        ap.error(f"{args.folder} holds neither values.csv nor <paper>/values.csv")
+    for page in rewrite_pages(args.folder):
         print(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,7 +98,7 @@ class Runs:
 
         ``nets``: {name: module}, or better a function returning it: it is called after seeding with
         the run's seed, so its initial weights depend on the seed alone, not on which earlier runs
-        were trained or loaded from cache in this session. ``seed``: one of ``P.seeds`` for a run
+        were trained or loaded from cache in this run. ``seed``: one of ``P.seeds`` for a run
         repeated over seeds; None: ``P.seed``. ``optimizers``: {name: optimizer}, a function of the
         built nets returning that, or None for one Adam over every parameter of ``nets`` at ``P.lr``
         named "net". ``shaped_by``: the paper's parameters that shape this run (the shared
@@ -205,5 +205,6 @@ def summary(runs: dict, loss: str, label: str, seeds: list[int], scales: list) -
                 curves.append(log.assign(**{label: m, "scale": x})[[label, "scale", "step", loss]])
         ax.set(title=f"x{x}" + (f", seed {seeds[0]}" if len(seeds) > 1 else ""), xlabel="step", ylabel=loss,
                yscale="log")
-        ax.legend(fontsize=7) if shown else fig.text(0.5, 0.5, "no network trained in this run", ha="center")
+        if shown:
+            ax.legend(fontsize=7)
     return table, fig, pd.concat(curves)

@@ -1,7 +1,7 @@
 """Pretrained files: where they are, and putting them where torchvision and pyiqa look.
 
-These machines cannot download anything, so nothing here ever does. A user provides the
-files once in a flat folder, ``$SRCORE_WEIGHTS`` (by default ``shared/weights`` beside
+Nothing here downloads (a run must not depend on a network, and compute nodes often have none): a
+user provides the files once in a flat folder, ``$SRCORE_WEIGHTS`` (by default ``shared/weights`` beside
 the checkout, like the data root in ``tests/conftest.py``); :func:`install` copies a file
 from there into the cache folder that torchvision's / pyiqa's own loading code reads,
 under the exact name that code asks for, so that code finds it and never goes online.

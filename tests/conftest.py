@@ -75,7 +75,7 @@ def run_paper_notebook(paper: str, out: Path, **parameters):
 
 
 def check_seeds(paper: str, tmp_path: Path, **parameters) -> tuple:
-    """The seeds contract of a paper's notebook on small smoke parameters (issue 22), asserted here once:
+    """The seeds contract of a paper's notebook on small smoke parameters, asserted here once:
 
     ``seeds=[0, 1]`` gives every trained row (a row with steps) n_seeds 2 and sd > 0, and one
     values_per_seed.csv holding both seeds' values; an identical rerun trains 0 steps and writes the

@@ -307,7 +307,7 @@ SMALL = {"methods": ["Teacher_0.3", "Student_16_Teacher_0.3"], "teacher_steps": 
 
 @pytest.mark.notebook
 def test_no_data_run_then_identical_rerun_then_another_lambda_distill(tmp_path, monkeypatch):
-    """No data anywhere: the claims said None.__format__ (issue 14); now 'not measured (no data)'. The same
+    """No data anywhere: the claims once said None.__format__; now 'not measured (no data)'. The same
     settings reuse every run; another lambda_distill trains the student again, not ESRGAN. A released ESRGAN
     serves every seed; its fine-tuning, like every student, is trained once per seed."""
     from srcore import data

@@ -1,4 +1,4 @@
-"""bf16 rehearsal on the CPU (issue 20): every paper's smoke profile with ``-p autocast=bf16``, as every GPU step runs.
+"""bf16 rehearsal on the CPU: every paper's smoke profile with ``-p autocast=bf16``, as every GPU step runs.
 
 Every logged loss is finite, every trained value finite and within these tolerances of the float32
 smoke run (measured on 2026-12-05: PSNR at most 0.019 dB apart (baek; the others <= 0.0013),

@@ -113,7 +113,7 @@ def refused(paper, profile="quick", **overrides) -> str:
 
 
 def test_the_issues_example_fails_at_once_naming_fig_scale():
-    """issue 13: -p scales=[2] trained for 12 minutes, then failed with KeyError ('EDSR-T', 4)."""
+    """-p scales=[2] once trained for 12 minutes, then failed with KeyError ('EDSR-T', 4): now refused at once."""
     assert refused("seo_squeezesr_kd", teacher_steps=3, student_steps=3, scales=[2]) == \
         "seo_squeezesr_kd: fig_scale=4 is not among scales=[2]; allowed: [2]"
     assert config.load("seo_squeezesr_kd", "quick", scales=[2], fig_scale=2).scales == [2]
@@ -231,7 +231,7 @@ def test_teacher_weights_file_is_found_where_releases_looks(monkeypatch, tmp_pat
                      refused("moon2023_clsd", teacher_weights="sub/edsr.pt"))
 
 
-# issue 30: -p takes numbers as a user types them; the profile files are read by the same parser
+# -p takes numbers as a user types them; the profile files are read by the same parser
 OVERRIDES = [  # (name=text, the value the paper's notebook receives, or the error the command prints)
     ("lr=2e-4", 2e-4), ("lr=1e-3", 1e-3), ("lr=5E-5", 5e-5), ("lr=2.0e-4", 2e-4), ("lr=2.e-4", 2e-4),
     ("lr=0.0002", 2e-4), ("lr=1", 1.0), ("teacher_steps=1e5", 100000), ("student_steps=2.5e3", 2500),

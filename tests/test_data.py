@@ -291,8 +291,15 @@ def test_embedded_images_need_no_data():
 
 def test_find_root_falls_back_to_embedded_only_when_no_root_was_asked_for(tmp_path, monkeypatch, data_root):
     assert data.find_root(data_root, benchmarks=["Set5"], train_sets=["T91"]) == data_root
-    with pytest.raises(data.DataError, match="lacks benchmark/General100/HR, train/DIV2K"):
+    with pytest.raises(data.DataError, match="lacks benchmark/General100/HR, train/DIV2K: fetch them with "
+                                             r"`python -m srcore.download General100 DIV2K( --root \S+)?`"):
         data.find_root(data_root, benchmarks=["Set5", "General100"], train_sets=["T91", "DIV2K"], allow_embedded=True)
+    # a data root found at the default place that lacks a set is an error too, never a quiet switch to other images
+    monkeypatch.delenv("SRCORE_DATA", raising=False)
+    monkeypatch.setattr(data, "default_data_root", lambda: data_root)
+    with pytest.raises(data.DataError, match="lacks benchmark/General100/HR: fetch it with "
+                                             "`python -m srcore.download General100`"):
+        data.find_root(None, benchmarks=["General100"], allow_embedded=True)
     monkeypatch.delenv("SRCORE_DATA", raising=False)
     monkeypatch.setattr(data, "default_data_root", lambda: tmp_path / "none")
     assert data.find_root(None, benchmarks=["Set5"], allow_embedded=True) is None

@@ -100,12 +100,12 @@ def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
     monkeypatch.setenv("SRCORE_DATA", str(root))
     P = params(tmp_path, eval_sets=["Set5"], eval_limit={})
     exp = Experiment("seo_squeezesr_kd", P)
-    exp.load_data(train=False, figures={"fig_image": ("Urban100", 4, [])})  # no figure, no training: no Urban100, no train/
+    exp.load_data(train=False, figures={"fig_image": (4, [])})  # no figure, no training: no Urban100, no train/
     assert exp.has_data and exp.eval_sets["Set5"][2][0].name == "baby" and exp.note_for("Set5", 1) == "first 1 of 5 images"
     with pytest.raises(data.DataError, match="Urban100"):
-        exp.load_data(train=False, figures={"fig_image": ("Urban100", 4, ["img_004"])})
-    with pytest.raises(config.ParameterError, match=r"fig_image: \['img_999'\] not in Set5"):
-        exp.load_data(train=False, figures={"fig_image": ("Set5", 2, ["img_999"])})
+        exp.load_data(train=False, figures={"fig_image": (4, ["Urban100/img_004"])})
+    with pytest.raises(config.ParameterError, match=r"fig_image: Set5/img_999 is not an image of Set5"):
+        exp.load_data(train=False, figures={"fig_image": (2, ["Set5/img_999"])})
 
 
 def test_unmeasured_values_get_their_reason(tmp_path, no_data):
@@ -141,23 +141,31 @@ def test_results_page_and_summary(tmp_path):
 
     res = report.Results("seo_squeezesr_kd", "smoke", tmp_path / "results" / "seo_squeezesr_kd",
                          provenance={"device": "CPU", "data": {"train_set": "T91", "train_images": 4, "eval_images": {"Set5": 5}}})
-    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612)
-    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0)
+    res.record("Table 1", "Set5", 2, "Bicubic", "PSNR", 33.6612)  # needs no training
+    res.record("Table 1", "Set5", 2, "EDSR-T", "PSNR", 30.0, train_set="T91", steps=100)  # a trained network's
     res.na("Table 1", "Set14", 2, "EDSR-T", "PSNR", "weights unavailable")
     fig, ax = plt.subplots()
-    res.add_figure(fig, pd.DataFrame({"x": [1]}), "curve")
+    assert res.add_figure(fig, pd.DataFrame({"x": [1]}), "curve") is not None
     res.add_table(pd.DataFrame({"claim": ["KD helps"], "our run": ["not measured (no data)"]}), "claims", "Claims")
+    # nothing to show: no placeholder file, one line on the page saying what it needs
+    assert res.add_figure(plt.figure(), pd.DataFrame(columns=["step", "l1"]), "training_loss") is None
+    assert res.add_table(pd.DataFrame(columns=["image", "psnr"]), "per_image", needs="ratings") is None
     out = res.write()
     page = (out / "README.md").read_text()
     assert "profile **smoke** on CPU" in page and "T91 (4 images)" in page
     assert "| Set5 | x2 | PSNR | 33.66 | 33.66 | +0.00 | 37.89 | 30.00 | -7.89 |" in page
+    assert "Published values: 36. Measured without training (parameter counts, bicubic, NIQE of HR images...): 1. " \
+           "From networks trained in this run: 1. n/a: 34" in page
+    assert "Trained in this run: EDSR-T (100 steps); every other number here needs no training." in page
     assert "![curve](figures/curve.png)" in page and "## Claims check" in page and "KD helps" in page
     assert "* 33 x not run in this profile" in page and "* 1 x weights unavailable" in page
+    assert not (out / "figures" / "training_loss.png").exists() and not (out / "tables" / "per_image.md").exists()
+    assert "* `figures/training_loss`: needs trained networks, and this run has none" in page
+    assert "* `tables/per_image`: needs ratings, and this run has none" in page
     summary = report.write_summary(tmp_path / "results").read_text()
     row = [l for l in summary.splitlines() if "seo_squeezesr_kd" in l][0]
-    assert "[seo_squeezesr_kd](seo_squeezesr_kd/README.md) | 36 | 2 |" in row
-    assert "33 not run in this profile; 1 weights unavailable" in row
-    assert "7.89 (Table 1, Set5, EDSR-T, PSNR)" in row and "| smoke |" in row
+    assert "[seo_squeezesr_kd](seo_squeezesr_kd/README.md) | 36 | 1 | 1 | 34 | mean -7.89, from -7.89 to -7.89 | " \
+           "smoke, trained | CPU |" in row
 
 
 def test_pages_are_rewritten_from_the_files_alone(tmp_path):

@@ -1,4 +1,4 @@
-"""benchmarks/learning.py at a tiny size: the trainer's L1 falls, the files hold what the brief names, a finished run is reused.
+"""benchmarks/learning.py at a tiny size: the trainer's L1 falls, the files hold the columns it documents, a finished run is reused.
 
 40 steps of both networks at batch 4, LR patch 8, on the first 2 images of T91 and BSD200, evaluated on
 the first 2 images of Set5 and Set14 (~10 s on 2 CPU cores). The real check (2000 steps, >= 1 dB over
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark and its sibling `c
 import learning
 
 STEPS, EVAL_EVERY = 40, 20
-REQUIRED = ["network", "scale", "steps", "dataset", "psnr", "ssim", "bicubic_psnr"]  # the brief's columns, in order
+REQUIRED = ["network", "scale", "steps", "dataset", "psnr", "ssim", "bicubic_psnr"]  # learning.csv's columns, in order
 
 
 def tiny_run(data_root, out: Path):

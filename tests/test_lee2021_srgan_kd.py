@@ -238,7 +238,7 @@ def test_smoke_notebook_values(smoke_run):
     nets_table = pd.read_csv(out / "tables" / "networks.csv").set_index("network").parameters
     assert (nets_table["Teacher"], nets_table["Student"]) == (1_549_462, 247_886)  # exact
     assert (t1["Teacher", "Filters"], t1["Teacher", "Resblocks"], t1["Student", "Filters"], t1["Student", "Resblocks"]) == (64, 16, 32, 8)
-    # Table 2: three sets measured for the six rows; General100 is not on these machines
+    # Table 2: three sets measured for the six rows; General100 is left out by the smoke profile's eval_sets
     t2 = pub[pub.table == "Table 2"]
     done = t2[t2.dataset != "General100"]
     assert len(done) == 36 and (done.status == "reproduced").all()
@@ -247,7 +247,7 @@ def test_smoke_notebook_values(smoke_run):
     assert (done.steps == 4).all() and done.train_set.str.contains("stand-in for DIV2K").all()
     assert done.note.str.contains("declared substitute").all()
     assert done[done.dataset == "Urban100"].note.str.contains("first 1 of 100").all()
-    assert t2[t2.dataset == "General100"].status.str.contains("General100 is not on these machines").all()
+    assert t2[t2.dataset == "General100"].status.str.contains("General100 left out by eval_sets").all()
     # Bicubic on Set5's first image (baby) under the standard protocol: an anchor for the protocol
     bic = v[(v.method == "Bicubic") & (v.dataset == "Set5") & (v.metric == "PSNR")].reproduced.item()
     assert bic == pytest.approx(BABY_X4_BICUBIC_PSNR, abs=0.01)
@@ -296,7 +296,7 @@ def run_notebook(out, **parameters):
 
 @pytest.mark.notebook
 def test_no_data_run_then_identical_rerun_then_another_kd_weight(tmp_path, monkeypatch):
-    """No data anywhere (issue 14); the same settings reuse every run; another kd_weight trains the student again."""
+    """No data anywhere; the same settings reuse every run; another kd_weight trains the student again."""
     from srcore import data
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
     v, prov = run_notebook(tmp_path / "first", **SMALL)

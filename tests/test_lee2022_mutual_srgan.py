@@ -194,7 +194,7 @@ SMALL = {"methods": ["Independent", "ML"], "scales": [2], "steps": 2, "lr": 1e-2
 
 @pytest.mark.notebook
 def test_no_data_run_then_identical_rerun_then_another_md_weight(tmp_path, monkeypatch):
-    """No data anywhere (issue 14); the same settings reuse every cohort; another md_weight trains ML again, not Independent."""
+    """No data anywhere; the same settings reuse every cohort; another md_weight trains ML again, not Independent."""
     from srcore import data
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
     v, prov = run_notebook(tmp_path / "first", **SMALL)

@@ -80,7 +80,7 @@ def test_unknown_paper_and_malformed_parameter(capsys):
     assert reproduce.parse_override("steps=3") == ("steps", 3)
     assert reproduce.parse_override("eval_limit={Urban100: 4}") == ("eval_limit", {"Urban100": 4})
     assert reproduce.parse_override("methods=[Bicubic]") == ("methods", ["Bicubic"])
-    assert reproduce.parse_override("run_note=no GPU: none lent") == ("run_note", "no GPU: none lent")
+    assert reproduce.parse_override("run_note=the teacher: needs a GPU") == ("run_note", "the teacher: needs a GPU")
 
 
 def test_notebook_refuses_an_unknown_parameter_given_to_papermill(tmp_path):

@@ -181,7 +181,7 @@ def test_committed_results_name_no_path_of_the_machine_that_made_them():
 
 @pytest.mark.notebook
 def test_a_run_writes_no_absolute_path(smoke_run):
-    """lee2021's run names a ratings file, an absent set's folder and the data root: all written portably."""
+    """lee2021's run names a ratings file and the data root: both written portably."""
     out = smoke_run("lee2021_srgan_kd")
     assert absolute_paths(out) == set()
     text = (out / "values.csv").read_text() + (out / "provenance.json").read_text()

@@ -1,4 +1,4 @@
-"""Scale-out (issue 21): shards of one run, executors, torchrun, and merging run folders into one.
+"""Scale-out: shards of one run, executors, torchrun, and merging run folders into one.
 
 The end-to-end tests run the smoke profile: a run sharded by scale over 2 local processes gives
 the unsharded run's values.csv (same rows, statuses and numbers; moon's Table 6 is wall-clock time,

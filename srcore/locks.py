@@ -1,0 +1,284 @@
+"""One process at a time per folder: lock files that name their holder, taken over once it is gone.
+
+Two runs of one paper in one checkout (the notebook in JupyterLab and the same paper in a terminal,
+two jobs of a user's cluster sharing a checkout) would write the same folders. Whatever a run writes
+(its output folder and ``.partial``, an executed notebook, a keyed trained run, results/<paper>
+while promoted) is held while it is written::
+
+    with locks.hold(out_dir, "seo_squeezesr_kd smoke run", way_out="wait for it to finish, or give --out-root"):
+        ...
+
+The lock is a file beside the path, ``.<name>.lock``: written whole under a temporary name, then
+hard-linked into place, which either makes it or finds one there, atomically, also on NFS (where
+fcntl locks may not be honoured). It names its holder: host, pid, when, and what for. Its
+modification time is the heartbeat, refreshed every :data:`HEARTBEAT_S` by a thread of the holder.
+
+A lock is stale when its holder is gone: on this host, its pid is dead (or is another process
+now: the process start time in /proc differs); on another host, no heartbeat for
+:data:`STALE_S`. A stale lock is taken over, with a warning naming the old holder. A lock held by
+a live process makes :func:`hold` raise :class:`LockHeld` at once, or wait (``wait=True``).
+
+A process holding a lock may ask for it again (nested holds count), and so may the processes it
+starts while holding it (the notebook kernel of ``python -m srcore.reproduce``, a shard's torchrun
+ranks): their tokens reach children in the :data:`ENV` environment variable. Only the outermost
+hold of the process that made the lock removes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+HEARTBEAT_S = 30.0  # the holder touches its lock file this often: one small request, even on a shared file system
+STALE_S = 300.0     # no heartbeat for this long: its holder on another host is gone. Ten missed beats, so a stalled
+                    # file server or hosts' clocks a minute apart never make a live holder look gone
+POLL_S = 1.0        # a waiting process looks at the lock this often
+ENV = "SRCORE_LOCKS"  # tokens of the locks held by this process and its parents, passed down to the processes they start
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+
+
+def _pid_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux /proc), to tell it from a later one with its pid."""
+    try:  # the command name, in parentheses, may hold spaces; the start time is the 20th field after it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_space() -> int | None:
+    """Which pids this process sees: containers on one host may share its name but not its pids."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+class LockHeld(RuntimeError):
+    """``path`` is held by a live process; ``holder`` is its lock file's record (host, pid, started, what)."""
+
+    def __init__(self, path, holder: dict, way_out: str = "", waited: float | None = None):
+        self.path, self.holder = Path(path), holder
+        still = "" if waited is None else f" (still, after waiting {waited:.0f} s)"
+        super().__init__(f"{path} is in use{still} by {describe(holder)}" + (f"; {way_out}" if way_out else ""))
+
+
+def lock_file(path) -> Path:
+    """The lock file of ``path``: a hidden sibling, like ``.<name>.partial`` (:func:`srcore.promote.partial_dir`)."""
+    path = Path(os.path.abspath(path))
+    return path.parent / f".{path.name}.lock"
+
+
+def describe(holder: dict) -> str:
+    """The holder of a lock in words: pid, host, since when, what for, last heartbeat."""
+    beat = time.time() - holder["heartbeat"]
+    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {holder.get('started', '?')} "
+            f"({holder.get('what', 'unreadable lock file')}), last heartbeat {beat:.0f} s ago")
+
+
+def _record(what: str) -> dict:
+    return {"host": HOST, "pid": os.getpid(), "pid_start": _pid_start(os.getpid()), "pid_space": _pid_space(),
+            "started": datetime.now().astimezone().isoformat(timespec="seconds"), "what": what,
+            "token": uuid.uuid4().hex}
+
+
+def _read(lock: Path) -> dict | None:
+    """The record in ``lock`` with its ``heartbeat`` (modification time); None if there is no lock."""
+    try:
+        with open(lock) as f:
+            st, text = os.fstat(f.fileno()), f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        holder = dict(json.loads(text))
+    except (ValueError, TypeError):  # cut short (a full disk, say): only its age can tell
+        holder = {}
+    holder.setdefault("token", f"unreadable-{st.st_ino}")
+    return {**holder, "heartbeat": st.st_mtime}
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the holder of a lock is still there (see the module's docstring)."""
+    here = holder.get("host") == HOST and holder.get("pid_space") == _pid_space()
+    if os.name == "posix" and here and "pid" in holder:  # (on Windows os.kill would end the process)
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: alive
+        start = _pid_start(holder["pid"])
+        return start is None or holder.get("pid_start") in (None, start)
+    return time.time() - holder["heartbeat"] < STALE_S
+
+
+def _create(lock: Path, record: dict) -> bool:
+    """Make ``lock`` holding ``record`` unless a lock is there; True if this call made it."""
+    tmp = lock.with_name(f"{lock.name}.{record['token']}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    try:
+        try:
+            os.link(tmp, lock)
+        except FileExistsError:
+            pass  # NFS may say so of a retried link that did make it: the link count below tells
+        except OSError:  # a file system without hard links: an exclusive create is atomic too, only briefly empty
+            with contextlib.suppress(FileExistsError), open(lock, "x") as f:
+                f.write(tmp.read_text())
+                return True
+            return False
+        return os.stat(tmp).st_nlink == 2
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _take_over(lock: Path, stale: dict) -> None:
+    """Remove the stale ``lock`` of ``stale``, unless another process is removing it.
+
+    Whoever creates ``<lock>.<stale token>`` first (atomically, like a lock) removes it; nobody else
+    removes a lock with that token, so nothing can come between its check and its removal, and two
+    processes that found the same stale lock never remove the lock one of them made since.
+    """
+    claim = lock.with_name(f"{lock.name}.{stale['token']}")
+    if not _create(claim, _record(f"taking over {lock.name}")):
+        other = _read(claim)
+        if other is not None and not _alive(other):  # killed while taking over: its claim is taken over in turn
+            _take_over(claim, other)
+        return
+    try:
+        if (_read(lock) or {}).get("token") == stale["token"]:
+            lock.unlink()
+            log.warning("%s: took over the lock of %s, whose holder is gone", lock, describe(stale))
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+class _Held:
+    """A lock this process holds: how many holds are open, and the thread that keeps its heartbeat."""
+
+    def __init__(self, lock: Path, record: dict, made: bool):
+        self.lock, self.record, self.made, self.count = lock, record, made, 1
+        self.stop = threading.Event()
+        if made:
+            threading.Thread(target=self._beat, name=f"heartbeat of {lock.name}", daemon=True).start()
+
+    def ours(self) -> bool:
+        return (_read(self.lock) or {}).get("token") == self.record["token"]
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            if not self.ours():  # taken over after this process stalled past STALE_S: nothing to refresh
+                log.warning("%s is no longer held by this process (pid %d)", self.lock, os.getpid())
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.lock)  # should it be another holder's by now, this refreshes a live lock: harmless
+
+    def release(self) -> None:
+        self.stop.set()
+        if self.made and self.ours():
+            self.lock.unlink(missing_ok=True)
+
+
+_held: dict[Path, _Held] = {}
+_mutex = threading.Lock()  # guards _held: threads of one process share its locks
+
+
+_parents = set(os.environ.get(ENV, "").split())  # tokens of the locks held by the processes that started this one
+
+
+def _export() -> None:
+    """Put the tokens of this process's locks in :data:`ENV`, for the processes it starts."""
+    tokens = " ".join(sorted(_parents | {h.record["token"] for h in _held.values()}))
+    if tokens:
+        os.environ[ENV] = tokens
+    else:
+        os.environ.pop(ENV, None)
+
+
+def _acquire(lock: Path, what: str) -> dict | None:
+    """Take ``lock`` if it is free, stale or already ours; None then, else its live holder's record."""
+    while True:
+        with _mutex:
+            if lock in _held:
+                _held[lock].count += 1
+                return None
+            record = _record(what)
+            holder = record if _create(lock, record) else _read(lock)
+            if holder is record or (holder is not None and holder["token"] in _parents):
+                _held[lock] = _Held(lock, holder, made=holder is record)
+                _export()
+                return None
+        if holder is not None and _alive(holder):
+            return holder
+        if holder is not None:
+            _take_over(lock, holder)
+            time.sleep(0.01)  # should another process be taking it over: let it finish
+
+
+def _release(lock: Path) -> None:
+    with _mutex:
+        held = _held[lock]
+        held.count -= 1
+        if held.count == 0:
+            del _held[lock]
+            held.release()
+            _export()
+
+
+@contextlib.contextmanager
+def hold(path, what: str, *, wait: bool = False, timeout: float | None = None, way_out: str = ""):
+    """Hold the lock of ``path`` (a folder or file a run writes, which need not exist) for the ``with`` block.
+
+    ``what``: what it is held for, shown to anyone who finds it held ("seo_squeezesr_kd smoke run").
+    When a live process holds it: ``wait=False`` raises :class:`LockHeld` at once, naming the holder and
+    ``way_out`` (what the user can do instead); ``wait=True`` logs once who holds it, waits until it is
+    released or stale and takes it, or raises LockHeld after ``timeout`` seconds (None: no limit).
+    Yields the lock file.
+    """
+    lock = lock_file(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    tic, told = time.monotonic(), False
+    while (holder := _acquire(lock, what)) is not None:
+        waited = time.monotonic() - tic
+        if not wait or (timeout is not None and waited > timeout):
+            raise LockHeld(path, holder, way_out, waited if wait else None)
+        if not told:
+            log.warning("%s is in use by %s: waiting for it", path, describe(holder))
+            told = True
+        time.sleep(POLL_S)
+    try:
+        yield lock
+    finally:
+        _release(lock)
+
+
+def is_locked(path) -> dict | None:
+    """The record of a live holder of ``path``'s lock; None when there is no lock, it is stale, or it is
+    held by this process or on its behalf (by the process that started it): whoever asks then owns what is there.
+
+    For clean-ups (:func:`srcore.promote.recover`): leftovers of ``path`` are removed only when this is None.
+    """
+    lock = lock_file(path)
+    holder = _read(lock)
+    if holder is None or lock in _held or holder["token"] in _parents or not _alive(holder):
+        return None
+    return holder
+
+
+def _forget() -> None:
+    """In a forked child: the parent's locks are the parent's (their tokens stay in ENV: held on its behalf)."""
+    global _mutex, _parents
+    _held.clear()
+    _parents = set(os.environ.get(ENV, "").split())
+    _mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget)
