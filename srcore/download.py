@@ -651,31 +651,11 @@ def fetch(names: str | Iterable[str], root: Path, *, base_url: str | None = None
 
 
 def sets_for_run(paper: str, profile: str) -> dict[str, list[str]]:
-    """The data sets a run of ``paper`` under ``profile`` reads, each with the parameters naming it.
+    """The data sets a run of ``paper`` under ``profile`` reads, each with the parameters naming it
+    (:func:`srcore.inputs.sets_read`)."""
+    from srcore import config, inputs
 
-    Its ``train_sets`` folders, and every set named by a parameter that the paper's ``checks:``
-    rules ``sets`` (set names) or ``images`` (``<set>/<image>``) cover: eval_sets, niqe_sets,
-    fig images and the like, read from the profiles rather than listed here.
-    """
-    from srcore import config
-
-    params = config.load(paper, profile)
-    named: dict[str, list[str]] = {}
-    for folder in params.get("train_sets") or []:
-        named.setdefault(folder, []).append("train_sets")
-    for rule, parameter, _ in config.checks(paper):
-        value = params.get(parameter)
-        items = list(value) if isinstance(value, (list, dict)) else [] if value is None else [value]
-        if rule == "sets":
-            sets = items
-        elif rule == "images":
-            sets = [item.split("/")[0] for item in items]
-        else:
-            continue
-        for name in sets:
-            if parameter not in named.setdefault(name, []):
-                named[name].append(parameter)
-    return named
+    return inputs.sets_read(paper, config.load(paper, profile))
 
 
 # ---------------------------------------------------------------------------------------------

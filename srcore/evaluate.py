@@ -256,8 +256,8 @@ def open_checkpoint(spec: str | os.PathLike, scale: int | None = None) -> Checkp
     except checkpoints.UnsupportedCheckpoint as e:  # read, but no tensors inside
         raise BadInput(f"{path}: {e}") from None
     except Exception as e:  # torch.load's many ways of saying "not a checkpoint" (pickle, zip, EOF)
-        raise BadInput(f"{path} is not a checkpoint: torch.load cannot read it ({type(e).__name__}: "
-                       f"{str(e).strip().splitlines()[0] if str(e).strip() else 'empty or truncated file'})") from None
+        raise BadInput(f"{path} is not a checkpoint: torch.load cannot read it ({type(e).__name__}); expected a "
+                       f"file written by torch.save (.pt, .pth, .pth.tar)") from None
     try:
         net = checkpoints.from_checkpoint(sd)
     except checkpoints.UnsupportedCheckpoint as e:  # lists the recognised layouts (checkpoints.LAYOUTS)

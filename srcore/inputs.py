@@ -91,3 +91,24 @@ def load(P, *, train: bool = True, eval_sets=None, scales=None, figures: dict | 
                   "eval_images": {s: len(v[scales[0]]) for s, v in sets.items()} if scales else {}}
     return Inputs(root, train_images, label, sets, figure_pairs, provenance, hr_patch=P.get("hr_patch"),
                   lr_patch=P.get("lr_patch"), small_images=P.get("small_images", "skip"))
+
+
+
+def sets_read(paper: str, P) -> dict[str, list[str]]:
+    """The data sets a run of ``paper`` with parameters ``P`` reads, each with the parameters naming it: its
+    ``train_sets`` folders, and every set named by a parameter that the paper's ``checks:`` rules ``sets`` (set
+    names) or ``images`` (``<set>/<image>``) cover (eval_sets, niqe_sets, figure images...), read from the
+    profiles rather than listed here. What ``python -m srcore.download --paper P --profile X`` fetches and what
+    ``python -m srcore.reproduce`` checks before any work."""
+    named: dict[str, list[str]] = {}
+    for folder in P.get("train_sets") or []:
+        named.setdefault(folder, []).append("train_sets")
+    for rule, parameter, _ in config.checks(paper):
+        value = P.get(parameter)
+        items = list(value) if isinstance(value, (list, dict)) else [] if value is None else [value]
+        if rule not in ("sets", "images"):
+            continue
+        for name in (items if rule == "sets" else [item.split("/")[0] for item in items]):
+            if parameter not in named.setdefault(name, []):
+                named[name].append(parameter)
+    return named

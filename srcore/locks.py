@@ -1,27 +1,24 @@
 """One process at a time per folder: lock files that name their holder, taken over once it is gone.
 
 Two runs of one paper in one checkout (the notebook in JupyterLab and the same paper in a terminal,
-two jobs of a user's cluster sharing a checkout) would write the same folders. Whatever a run writes
+two jobs of a user's cluster sharing a checkout) would write the same folders. What a run writes
 (its output folder and ``.partial``, an executed notebook, a keyed trained run, results/<paper>
 while promoted) is held while it is written::
 
     with locks.hold(out_dir, "seo_squeezesr_kd smoke run", way_out="wait for it to finish, or give --out-root"):
         ...
 
-The lock is a file beside the path, ``.<name>.lock``: written whole under a temporary name, then
-hard-linked into place, which either makes it or finds one there, atomically, also on NFS (where
-fcntl locks may not be honoured). It names its holder: host, pid, when, and what for. Its
-modification time is the heartbeat, refreshed every :data:`HEARTBEAT_S` by a thread of the holder.
+The lock is a hidden sibling file, ``.<name>.lock``, written whole under a temporary name and
+hard-linked into place: a link makes it or finds one there, atomically, also on NFS (where fcntl
+locks may not be honoured). It names its holder (host, pid, since when, what for); its modification
+time is the heartbeat, refreshed every :data:`HEARTBEAT_S` by a thread of the holder. A lock is
+stale when its holder is gone: on this host, its pid is dead or is another process now (/proc's
+start time differs); on another host, no heartbeat for :data:`STALE_S`. A stale lock is taken
+over, with a warning naming the old holder.
 
-A lock is stale when its holder is gone: on this host, its pid is dead (or is another process
-now: the process start time in /proc differs); on another host, no heartbeat for
-:data:`STALE_S`. A stale lock is taken over, with a warning naming the old holder. A lock held by
-a live process makes :func:`hold` raise :class:`LockHeld` at once, or wait (``wait=True``).
-
-A process holding a lock may ask for it again (nested holds count), and so may the processes it
-starts while holding it (the notebook kernel of ``python -m srcore.reproduce``, a shard's torchrun
-ranks): their tokens reach children in the :data:`ENV` environment variable. Only the outermost
-hold of the process that made the lock removes it.
+Holds nest: a process may ask again for a lock it holds, and so may the processes it starts while
+holding it (the notebook kernel of ``python -m srcore.reproduce``, torchrun's ranks), which find
+its token in :data:`ENV`. Only the outermost hold of the process that made the lock removes it.
 """
 from __future__ import annotations
 
@@ -40,26 +37,27 @@ HEARTBEAT_S = 30.0  # the holder touches its lock file this often: one small req
 STALE_S = 300.0     # no heartbeat for this long: its holder on another host is gone. Ten missed beats, so a stalled
                     # file server or hosts' clocks a minute apart never make a live holder look gone
 POLL_S = 1.0        # a waiting process looks at the lock this often
-ENV = "SRCORE_LOCKS"  # tokens of the locks held by this process and its parents, passed down to the processes they start
+ENV = "SRCORE_LOCKS"  # tokens of the locks a process and its parents hold, for the processes it starts
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 
 
 def _pid_start(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, Linux /proc), to tell it from a later one with its pid."""
-    try:  # the command name, in parentheses, may hold spaces; the start time is the 20th field after it
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+    """When process ``pid`` started (clock ticks since boot, Linux /proc), to tell it from a later one with its
+    pid; "dead" for a process killed but not yet waited for by its parent (a zombie); None without /proc."""
+    try:  # the command name, in parentheses, may hold spaces; the state and start time are fields 1 and 20 after it
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    return "dead" if fields[0] in "ZX" else fields[19]
 
 
 def _pid_space() -> int | None:
     """Which pids this process sees: containers on one host may share its name but not its pids."""
-    try:
+    with contextlib.suppress(OSError):
         return os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return None
+    return None
 
 
 class LockHeld(RuntimeError):
@@ -115,8 +113,8 @@ def _alive(holder: dict) -> bool:
             return False
         except PermissionError:
             pass  # another user's process: alive
-        start = _pid_start(holder["pid"])
-        return start is None or holder.get("pid_start") in (None, start)
+        start = _pid_start(holder["pid"])  # None without /proc: the pid alone tells
+        return start is None or (start != "dead" and holder.get("pid_start") in (None, start))
     return time.time() - holder["heartbeat"] < STALE_S
 
 
@@ -188,18 +186,14 @@ class _Held:
 
 _held: dict[Path, _Held] = {}
 _mutex = threading.Lock()  # guards _held: threads of one process share its locks
-
-
 _parents = set(os.environ.get(ENV, "").split())  # tokens of the locks held by the processes that started this one
 
 
 def _export() -> None:
     """Put the tokens of this process's locks in :data:`ENV`, for the processes it starts."""
-    tokens = " ".join(sorted(_parents | {h.record["token"] for h in _held.values()}))
-    if tokens:
-        os.environ[ENV] = tokens
-    else:
-        os.environ.pop(ENV, None)
+    os.environ[ENV] = " ".join(sorted(_parents | {h.record["token"] for h in _held.values()}))
+    if not os.environ[ENV]:
+        del os.environ[ENV]
 
 
 def _acquire(lock: Path, what: str) -> dict | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,29 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
     return results
 
 
+def missing_data(paper: str, P, fetch: bool = False) -> str:
+    """Why the run of ``paper`` with ``P`` cannot find its data ("" when it can, or when it runs on the embedded
+    photos); with ``fetch``, the sets its data root lacks are downloaded first (:mod:`srcore.download`)."""
+    from srcore import data, download, inputs
+
+    named = inputs.sets_read(paper, P)
+    train = [s for s, params in named.items() if "train_sets" in params]
+    benchmarks = [s for s in named if s not in train]
+    try:
+        data.find_root(P.get("data_root"), benchmarks=benchmarks, train_sets=train,
+                       allow_embedded=P.get("allow_embedded", False))
+        return ""
+    except data.DataError as e:
+        if not fetch:
+            return str(e)
+    root = Path(P.get("data_root") or os.environ.get("SRCORE_DATA") or data.default_data_root())
+    try:
+        download.fetch([s for s in named if s in download.CATALOGUE], root)
+    except download.DownloadError as e:
+        return str(e)
+    return ""
+
+
 def summary(profile: str, outcome: dict[str, dict]) -> str:
     """The closing lines: per paper where its results are (or which notebook failed), then what the numbers mean.
 
@@ -106,6 +130,8 @@ def main(argv=None) -> int:
                     "(nothing is promoted into results/)")
     ap.add_argument("--dry-run", action="store_true",
                     help="check the parameters, print each paper's overrides as they were read, and run nothing")
+    ap.add_argument("--download", action="store_true",
+                    help="fetch the data sets the runs read that the data root lacks (python -m srcore.download) first")
     ap.add_argument("--promote-anyway", action="store_true",
                     help="promote quick/paper runs into results/ even when they are less complete than what is "
                          "there (what is lost is listed first)")
@@ -148,6 +174,13 @@ def main(argv=None) -> int:
         for paper, P in checked.items():
             print(f"{paper} ({profile}): {json.dumps(P.overrides)}")
         return 0
+    missing = {paper: why for paper, P in checked.items() if (why := missing_data(paper, P, fetch=args.download))}
+    if missing:  # before any work: the runs would stop at their first cell
+        for paper, why in missing.items():
+            print(f"error: {paper} ({profile}): {why}", file=sys.stderr)
+        print("Fetch what the runs read with `python -m srcore.download --paper P --profile X` (or give --download), "
+              "or set SRCORE_DATA to a data root that holds it.", file=sys.stderr)
+        return 2
 
     if args.out_root is None:
         for paper in papers():  # a promotion killed half-way is settled before anything runs

@@ -6,6 +6,7 @@ a guessed time: the processes share busy cores.
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -112,9 +113,9 @@ def dead_pid() -> int:
 def test_a_second_holder_fails_at_once_naming_the_first(spawn, tmp_path):
     first = spawn(HOLD, "first")
     wait_for((tmp_path / "held").exists, "the first process holds the lock")
-    with pytest.raises(LockHeld) as e:
-        with locks.hold(tmp_path / "out", "second run", way_out="wait for it to finish, or give --out-root"):
-            pytest.fail("the second holder got in")
+    with pytest.raises(LockHeld) as e, \
+            locks.hold(tmp_path / "out", "second run", way_out="wait for it to finish, or give --out-root"):
+        pytest.fail("the second holder got in")
     message = str(e.value)
     for part in (f"pid {first.pid}", f"host {socket.gethostname()}", "first run", "give --out-root", "since 20"):
         assert part in message
@@ -147,9 +148,9 @@ def test_a_second_holder_in_wait_mode_acquires_once_the_first_releases(spawn, tm
 def test_waiting_gives_up_after_the_timeout(spawn, tmp_path):
     first = spawn(HOLD, "first")
     wait_for((tmp_path / "held").exists, "the first process holds the lock")
-    with pytest.raises(LockHeld, match=f"after waiting .* pid {first.pid}"):
-        with locks.hold(tmp_path / "out", "second run", wait=True, timeout=0.1):
-            pytest.fail("the second holder got in")
+    with pytest.raises(LockHeld, match=f"after waiting .* pid {first.pid}"), \
+            locks.hold(tmp_path / "out", "second run", wait=True, timeout=0.1):
+        pytest.fail("the second holder got in")
 
 
 def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_warning(spawn, tmp_path, caplog):
@@ -159,11 +160,18 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_warning(spawn, tmp_
     first.wait(timeout=LIMIT_S)
     lock = locks.lock_file(tmp_path / "out")
     assert json.loads(lock.read_text())["pid"] == first.pid
-    with caplog.at_level(logging.WARNING, logger="srcore.locks"):
-        with locks.hold(tmp_path / "out", "next run"):
-            assert json.loads(lock.read_text())["pid"] == os.getpid()
+    with caplog.at_level(logging.WARNING, logger="srcore.locks"), locks.hold(tmp_path / "out", "next run"):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
     assert "took over" in caplog.text and f"pid {first.pid}" in caplog.text and "first run" in caplog.text
     assert not lock.exists()
+
+
+def test_a_killed_holder_not_yet_waited_for_is_gone(spawn, tmp_path):
+    first = spawn(HOLD, "first")
+    wait_for((tmp_path / "held").exists, "the first process holds the lock")
+    first.send_signal(signal.SIGKILL)  # a zombie until waited for: its pid is still there
+    wait_for(lambda: locks.is_locked(tmp_path / "out") is None, "the killed holder's lock looks stale")
+    first.wait(timeout=LIMIT_S)
 
 
 def test_a_reused_pid_is_not_the_holder(tmp_path):
@@ -223,15 +231,13 @@ def test_a_taker_killed_while_taking_over_does_not_block_the_lock(tmp_path):
 def test_no_heartbeat_for_stale_s_is_stale_even_with_a_live_pid_on_another_host(tmp_path, caplog):
     lock = fake_lock(tmp_path / "out", host="another-host", pid=os.getpid())
     assert locks.is_locked(tmp_path / "out")["host"] == "another-host"  # heartbeat just now: live
-    with pytest.raises(LockHeld, match="on host another-host"):
-        with locks.hold(tmp_path / "out", "second run"):
-            pytest.fail("the second holder got in")
+    with pytest.raises(LockHeld, match="on host another-host"), locks.hold(tmp_path / "out", "second run"):
+        pytest.fail("the second holder got in")
     beat = time.time() - locks.STALE_S - 10
     os.utime(lock, (beat, beat))
     assert locks.is_locked(tmp_path / "out") is None
-    with caplog.at_level(logging.WARNING, logger="srcore.locks"):
-        with locks.hold(tmp_path / "out", "next run"):
-            pass
+    with caplog.at_level(logging.WARNING, logger="srcore.locks"), locks.hold(tmp_path / "out", "next run"):
+        pass
     assert "took over" in caplog.text and "another-host" in caplog.text
 
 

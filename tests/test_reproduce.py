@@ -160,3 +160,30 @@ def test_a_failed_notebook_leaves_no_partial_folder(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cell 9"):
         reproduce.run(PAPER, "smoke", {}, log=lambda m: None)
     assert not promote.partial_dir(folder).exists()
+
+
+def test_a_run_that_lacks_a_set_stops_before_any_work_with_the_command_that_fetches_it(tmp_path, monkeypatch,
+                                                                                        data_root, capsys):
+    """lee2021's quick profile reads General100; a data root without it stops the runner before a kernel starts."""
+    from srcore import download, reproduce
+    root = tmp_path / "data"
+    (root / "benchmark").mkdir(parents=True)
+    for s in ("Set5", "Set14", "Urban100"):
+        (root / "benchmark" / s).symlink_to(data_root / "benchmark" / s)
+    (root / "train").symlink_to(data_root / "train")
+    monkeypatch.setenv("SRCORE_DATA", str(root))
+    ran = []
+    monkeypatch.setattr(reproduce, "run", lambda *a, **k: ran.append(a) or tmp_path / "never")
+    assert reproduce.main(["--paper", "lee2021_srgan_kd", "--profile", "quick", "--out-root", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks benchmark/General100/HR: fetch it with `python -m srcore.download General100 --root " in err
+    assert "python -m srcore.download --paper P --profile X" in err and not ran
+    # --download fetches what is missing (here a stand-in for the catalogue's fetch), then runs
+    fetched = []
+
+    def fake_fetch(names, where, **kw):
+        fetched.append((sorted(names), where))
+        (where / "benchmark" / "General100" / "HR").mkdir(parents=True)
+    monkeypatch.setattr(download, "fetch", fake_fetch)
+    reproduce.main(["--paper", "lee2021_srgan_kd", "--profile", "quick", "--download", "--out-root", str(tmp_path / "o")])
+    assert fetched == [(["BSD200", "General100", "Set14", "Set5", "T91", "Urban100"], root)] and len(ran) == 1
