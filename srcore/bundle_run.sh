@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # Run @PAPER@ (profile @PROFILE@) from this bundle, offline:
 #
-#   ./run.sh OUT [-p name=value ...]        e.g. ./run.sh "$OUT" -p max_minutes=6
+#   ./run.sh OUT [-p name=value ...]        e.g. ./run.sh "$OUT" -p max_minutes=50
 #
-# 1. installs wheels/ with pip --no-index --no-deps into a scratch folder on PYTHONPATH (the image's
+# 1. installs wheels/ with pip --no-index --no-deps into a scratch folder on PYTHONPATH (the node's own
 #    torch, numpy, ... stay the ones used), 2. runs `python -m srcore.reproduce --paper @PAPER@
 #    --profile @PROFILE@` on data/ with the bundle's parameters, then yours, 3. leaves in OUT (made if
-#    needed) at most 7 files: run.log (everything printed, from the first line), @PAPER@.ipynb (the
-#    executed notebook), @PAPER@_results.tar.gz (results folder, training logs, notebook),
-#    @PAPER@_weights[_2,_3].tar.gz (final float16 weights of the trained networks, students first,
-#    as many as fit in WEIGHT_ARCHIVES archives of 16 MiB; default 3) and
-#    run.json (exit status, file sizes). Step 3 also runs when the job is stopped (TERM, INT) or
-#    RUN_LIMIT_S passes: the notebook's kernel is sent TERM (the Trainer checkpoints and stops),
-#    the run gets GRACE_S seconds (default 120) to finish, and whatever it wrote is packed.
+#    needed): run.log (everything printed, from the first line), @PAPER@.ipynb (the executed notebook),
+#    @PAPER@_results.tar.gz (results folder, training logs, notebook), @PAPER@_weights.tar.gz (final
+#    float16 weights of the trained networks; with SPLIT_MIB, archives of at most that many MiB:
+#    @PAPER@_weights_2.tar.gz, ...) and run.json (exit status, file sizes). Step 3 also runs when the
+#    job is stopped (TERM, INT) or RUN_LIMIT_S passes: the notebook's kernel is sent TERM (the Trainer
+#    checkpoints and stops), the run gets GRACE_S seconds (default 120) to finish, and whatever it
+#    wrote is packed.
 #
 # Environment: PYTHON (default python3, the one with torch), WORK (scratch folder; default a new
 # folder under ${TMPDIR:-/tmp}), RUN_LIMIT_S (stop the run after this many seconds; default none),
-# GRACE_S (seconds a stopped run gets to finish; default 120). Keep RUN_LIMIT_S + GRACE_S + ~20 s
-# under the job's own time limit.
+# GRACE_S (seconds a stopped run gets to finish; default 120), SPLIT_MIB (default: @SPLIT_MIB@, none
+# when empty). Keep RUN_LIMIT_S + GRACE_S + ~20 s under the job's own time limit.
 set -uo pipefail
 PAPER=@PAPER@
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,7 +69,7 @@ fi
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "no cuda")' || exit 2
 
 tic=$(date +%s)
-# --no-deps: the bundle holds the whole resolution minus the image's packages; the host's pip
+# --no-deps: the bundle holds the whole resolution minus the node's packages; the host's pip
 # configuration (an index, constraints) has no business here
 PIP_CONFIG_FILE=/dev/null "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir \
     --disable-pip-version-check --target "$WORK/site" "$HERE"/wheels/*.whl || { echo "error: wheel install failed"; exit 2; }
@@ -80,6 +80,7 @@ export SRCORE_DATA="$HERE/data" SRCORE_WEIGHTS="$HERE/weights" SRCORE_COMMIT=@CO
 export TORCH_HOME="$WORK/torch" MPLBACKEND=Agg PYTHONUNBUFFERED=1 JUPYTER_PLATFORM_DIRS=1
 export JUPYTER_RUNTIME_DIR="$WORK/jupyter" IPYTHONDIR="$WORK/ipython" PATH="$WORK/site/bin:$PATH"
 export SRCORE_CACHE="${SRCORE_CACHE:-$WORK/cache}"   # srcore's LR cache: scratch, not the node's home
+export SPLIT_MIB="${SPLIT_MIB-@SPLIT_MIB@}"
 mkdir -p "$SRCORE_WEIGHTS"
 WATCHDOG=
 if [ -n "${RUN_LIMIT_S:-}" ]; then

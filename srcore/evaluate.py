@@ -280,7 +280,7 @@ def lr_source(root: Path, name: str, scale: int) -> str:
     if found == len(paths):
         return f"MATLAB LR files (LR_bicubic/X{scale})"
     if found == 0:
-        return "srcore bicubic of HR"
+        return "srcore bicubic (MATLAB-exact) of HR"
     return f"MATLAB LR files for {found} of {len(paths)}, srcore bicubic for the rest"
 
 
@@ -355,15 +355,17 @@ def score(checkpoint, scale: int, sets=DEFAULT_SETS, *, data_root: str | os.Path
                                    keep=keep, warmup=False)
         table = pd.DataFrame({"image": sr["image"], "PSNR": sr["psnr"], "SSIM": sr["ssim"],
                               "bicubic PSNR": bic["psnr"], "bicubic SSIM": bic["ssim"]})
+        reasons = {}  # NIQE column -> why it is n/a (the set's row says it; its images' rows say "n/a")
         if niqe:
             for column, images in (("NIQE", sr_images), ("bicubic NIQE", bic_images)):
                 values = _niqe([images[p.name] for p in set_pairs], scale)
-                table[column] = values if isinstance(values, list) else [values] * len(table)
+                if isinstance(values, str):
+                    reasons[column], values = values, "n/a"
+                table[column] = values
         head = {"model": ckpt.name, "set": name, "scale": scale, "LR": lr_source(root, name, scale)}
         if per_image:
             rows += [{**head, **r} for r in table.to_dict("records")]
-        mean = {c: (table[c].mean() if pd.api.types.is_numeric_dtype(table[c]) else table[c].iloc[0])
-                for c in table.columns if c != "image"}
+        mean = {c: reasons.get(c) or table[c].mean() for c in table.columns if c != "image"}
         rows.append({**head, "image": "mean", "images": len(table), **mean,
                      **published_beside(ckpt.release, name, scale)})
     df = pd.DataFrame(rows).astype({"images": "Int64"})  # empty on per-image rows

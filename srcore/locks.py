@@ -64,9 +64,12 @@ class LockHeld(RuntimeError):
     """``path`` is held by a live process; ``holder`` is its lock file's record (host, pid, started, what)."""
 
     def __init__(self, path, holder: dict, way_out: str = "", waited: float | None = None):
-        self.path, self.holder = Path(path), holder
+        self.path, self.holder, self.way_out, self.waited = Path(path), holder, way_out, waited
         still = "" if waited is None else f" (still, after waiting {waited:.0f} s)"
         super().__init__(f"{path} is in use{still} by {describe(holder)}" + (f"; {way_out}" if way_out else ""))
+
+    def __reduce__(self):  # pickled whole: a cluster job's error travels back to the process that submitted it
+        return LockHeld, (self.path, self.holder, self.way_out, self.waited)
 
 
 def lock_file(path) -> Path:

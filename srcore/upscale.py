@@ -193,7 +193,15 @@ def main(argv: list[str] | None = None) -> int:
                          f"for larger images)")
     ap.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
     args = ap.parse_args(argv)
-    Image.MAX_IMAGE_PIXELS = None  # the user's own images, any size (PIL's guard is for untrusted uploads)
+    # the user's own images, of any size: PIL's decompression-bomb guard is meant for untrusted uploads
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return _run(args)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         device = pick_device(args.device)
         if args.tile is not None and args.tile < 1:

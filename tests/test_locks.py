@@ -6,6 +6,7 @@ a guessed time: the processes share busy cores.
 import json
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -117,9 +118,12 @@ def test_a_second_holder_fails_at_once_naming_the_first(spawn, tmp_path):
             locks.hold(tmp_path / "out", "second run", way_out="wait for it to finish, or give --out-root"):
         pytest.fail("the second holder got in")
     message = str(e.value)
-    for part in (f"pid {first.pid}", f"host {socket.gethostname()}", "first run", "give --out-root", "since 20"):
+    started = e.value.holder["started"]
+    for part in (f"pid {first.pid}", f"host {socket.gethostname()}", f"since {started}", "(first run)", "give --out-root"):
         assert part in message
     assert e.value.holder["pid"] == first.pid
+    again = pickle.loads(pickle.dumps(e.value))  # as a cluster job's error comes back
+    assert again.holder == e.value.holder and f"pid {first.pid}" in str(again) and "give --out-root" in str(again)
     assert (tmp_path / "out" / "work.txt").read_text() == "first"
     assert locks.is_locked(tmp_path / "out")["pid"] == first.pid
     (tmp_path / "go").touch()
@@ -181,10 +185,10 @@ def test_a_reused_pid_is_not_the_holder(tmp_path):
     assert locks.is_locked(tmp_path / "out") is None
 
 
-def test_two_processes_taking_over_the_same_stale_locks_hold_them_one_at_a_time(spawn, tmp_path):
-    rounds, racers = 8, 3
-    for i in range(rounds):
-        fake_lock(tmp_path / f"r{i}", pid=dead_pid(), pid_start=None, token=f"stale{i}")
+def test_processes_taking_over_one_stale_lock_hold_it_one_at_a_time(spawn, tmp_path):
+    rounds, racers, dead = 8, 3, dead_pid()
+    for i in range(rounds):  # each round, the racers find the same stale lock at once
+        fake_lock(tmp_path / f"r{i}", pid=dead, pid_start=None, token=f"stale{i}")
     procs = [spawn(f"""
         for i in range({rounds}):
             (T / f"ready{{i}}.{{os.getpid()}}").touch()
