@@ -1,6 +1,6 @@
 """What each paper costs on one GPU: projected minutes of the quick profile, GPU-hours of the paper profile.
 
-    python benchmarks/cost.py                  # every paper; writes results/cost.csv and results/cost.md
+    python benchmarks/cost.py                  # every paper; writes results/cost.{csv,md} and the README's table
     python benchmarks/cost.py --paper moon2023_clsd --no-write
 
 A projection, made before any GPU run, from what a run trains (the runs each notebook trains under the
@@ -343,6 +343,7 @@ PAPER_COLUMNS = {"paper": "paper", "steps": "training steps (all runs)", "gpu_h_
 
 
 def write(quick_rows: list[dict], paper_rows: list[dict]) -> None:
+    """results/cost.csv and cost.md, and the README's cost table."""
     from srcore.report import markdown_table
     q, p = pd.DataFrame(quick_rows), pd.DataFrame(paper_rows)
     pd.concat([q.assign(profile="quick"), p.assign(profile="paper")]).to_csv(ROOT / "results" / "cost.csv", index=False)
@@ -352,17 +353,46 @@ def write(quick_rows: list[dict], paper_rows: list[dict]) -> None:
             "the runs each notebook trains. Data preparation (decoding and the MATLAB bicubic of the training images, "
             "once per machine) is not included.", "",
             "## quick profile: minutes per paper", "",
-            markdown_table(q.reindex(columns=list(QUICK_COLUMNS)).rename(columns=QUICK_COLUMNS).fillna("")),
+            markdown_table(q.reindex(columns=list(QUICK_COLUMNS)).rename(columns=QUICK_COLUMNS)),
             "## paper profile: GPU-hours", "",
             markdown_table(p[list(PAPER_COLUMNS)].rename(columns=PAPER_COLUMNS))]
     (ROOT / "results" / "cost.md").write_text("\n".join(text))
+    readme_table(q, p)
+
+
+BEGIN, END = "<!-- cost table: written by benchmarks/cost.py from results/cost.csv -->", "<!-- end of cost table -->"
+
+
+def readme_table(q: pd.DataFrame, p: pd.DataFrame) -> None:
+    """The README's cost table (between BEGIN and END): quick minutes and paper GPU-hours per paper."""
+    from srcore.report import markdown_table
+    both = q.reindex(columns=["paper", "total_min", "measured"]).merge(p[["paper", "gpu_h_1", f"h_{GPUS}_gpus"]],
+                                                                       on="paper")
+    both = both.rename(columns={"total_min": "quick: minutes on 1 GPU (projected)", "measured": "quick: measured",
+                                "gpu_h_1": "paper: GPU-hours on 1 GPU", f"h_{GPUS}_gpus": f"paper: hours on {GPUS} GPUs"})
+    readme = ROOT / "README.md"
+    head, _, rest = readme.read_text().partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{BEGIN}\n{markdown_table(both)}\nProjections from FLOP counts and a per-step "
+                      f"overhead timed on a CPU ([`results/cost.md`](results/cost.md), `python benchmarks/cost.py`).\n"
+                      f"{END}{tail}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paper", nargs="+", default=list(PAPERS), choices=list(PAPERS))
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--from-csv", action="store_true",
+                    help="write cost.md and the README's table again from results/cost.csv and the committed results' "
+                         "measured times, measuring nothing")
     args = ap.parse_args(argv)
+    if args.from_csv:
+        rows = pd.read_csv(ROOT / "results" / "cost.csv")
+        quick_rows = [{**{k: v for k, v in r.items() if k not in ("measured", "profile") and pd.notna(v)},
+                       **measured(r["paper"])} for r in rows[rows.profile == "quick"].to_dict("records")]
+        paper_rows = rows[rows.profile == "paper"].dropna(axis=1, how="all").to_dict("records")
+        write(quick_rows, paper_rows)
+        return 0
     torch.set_num_threads(1)  # the overhead of one step, not how well the CPU parallelises it
     mpix_s, cache = metrics_s_per_mpix(), {}
     quick_rows = [quick(paper, mpix_s, cache) for paper in args.paper]

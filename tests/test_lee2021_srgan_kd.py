@@ -287,7 +287,7 @@ def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data
     assert not (tmp_path / "res").exists() and not (tmp_path / "checkpoints").exists()
 
 
-SMALL = {"methods": ["Bicubic", "GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
+SMALL = {"methods": ["GAN2G"], "teacher_steps": 2, "student_steps": 2, "lr": 1e-2}
 
 
 def run_notebook(out, **parameters):

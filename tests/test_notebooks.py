@@ -79,7 +79,7 @@ def test_unknown_paper_and_malformed_parameter(capsys):
         reproduce.parse_override("steps")
     assert reproduce.parse_override("steps=3") == ("steps", 3)
     assert reproduce.parse_override("eval_limit={Urban100: 4}") == ("eval_limit", {"Urban100": 4})
-    assert reproduce.parse_override("methods=[Bicubic]") == ("methods", ["Bicubic"])
+    assert reproduce.parse_override("methods=[SqueezeSR]") == ("methods", ["SqueezeSR"])
     assert reproduce.parse_override("run_note=the teacher: needs a GPU") == ("run_note", "the teacher: needs a GPU")
 
 
