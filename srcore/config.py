@@ -16,6 +16,7 @@ parameter, the value and what is allowed. What depends on the data on disk is ch
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
 import functools
@@ -35,8 +36,62 @@ class ParameterError(ValueError):
     """An unknown parameter, profile or paper, or a value of the wrong type or outside its allowed values."""
 
 
+class UnkeyedRead(RuntimeError):
+    """A trained run read a parameter (or used a run) in its first training step that its key does not hold."""
+
+
+class Reads:
+    """What code reads while :func:`reading` is active: parameters (name -> value) and runs (name -> key).
+
+    A trained run is keyed by what its build reads (:mod:`srcore.runs`); during its first training step the
+    same reads are ``frozen``: a read of anything else raises :class:`UnkeyedRead`, naming it.
+    """
+
+    def __init__(self, what: str = "", frozen: "Reads | None" = None):
+        self.what, self.frozen = what, frozen
+        self.parameters: dict[str, object] = {}
+        self.runs: dict[str, str] = {}
+
+    def parameter(self, name: str, value) -> None:
+        if self.frozen is not None and name not in self.frozen.parameters:
+            raise UnkeyedRead(f"{self.what} read parameter {name!r} in its first training step, but its key does not "
+                              f"hold it: read it while building the run (in the function given to exp.fit), so that "
+                              f"a change of {name} trains the run again")
+        self.parameters[name] = copy.deepcopy(value)
+
+    def run(self, name: str, key: str) -> None:
+        if self.frozen is not None and self.frozen.runs.get(name) != key:
+            raise UnkeyedRead(f"{self.what} used run {name!r} in its first training step, but its key does not hold "
+                              f"it: use the run while building it (in the function given to exp.fit)")
+        self.runs[name] = key
+
+
+_READING: list[Reads] = []  # the active recorders, innermost last
+
+
+@contextlib.contextmanager
+def reading(what: str = "", frozen: Reads | None = None):
+    """Record (or, with ``frozen``, check) every parameter and run read in the block; yields the :class:`Reads`."""
+    reads = Reads(what, frozen)
+    _READING.append(reads)
+    try:
+        yield reads
+    finally:
+        _READING.remove(reads)
+
+
 class Params(dict):
-    """A paper's parameters for one run: a dict with attribute access (``p.steps``)."""
+    """A paper's parameters for one run: a dict with attribute access (``p.steps``); every read is seen by the
+    active :func:`reading` recorders (``dict(P)``, ``in`` and iteration are not reads)."""
+
+    def __getitem__(self, name):
+        value = dict.__getitem__(self, name)
+        for reads in _READING:
+            reads.parameter(name, value)
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
 
     def __getattr__(self, name):
         try:

@@ -7,17 +7,16 @@ after the parameters::
     P = config.from_notebook("seo_squeezesr_kd", globals())
     exp = Experiment("seo_squeezesr_kd", P)           # seed, device, output folder, provenance
     exp.load_data(figures={"fig_image": ("Urban100", P.fig_scale, [P.fig_image])})
-    teacher = exp.fit("EDSR-T", {"net": edsrt(2)}, None, l1_step, P.teacher_steps, scale=2,
-                      shaped_by=["teacher_feats", "teacher_modules"])
-    student = exp.fit("SqueezeSR-KD", {"net": net, "kd": kd}, None, kd_step, P.student_steps, scale=2,
-                      shaped_by=["student_feats", "sr_weight", "kd_weight"], depends_on=[teacher])
-    per_image, means = exp.evaluate({"Bicubic": exp.bicubic, "SqueezeSR-KD": exp.upscaler(student)})
+    teacher = exp.fit("EDSR-T", lambda: ({"net": edsrt(2)}, l1_step), P.teacher_steps, scale=2)
+    student = exp.fit("SqueezeSR-KD", lambda: ({"net": squeezesr(2)}, kd_step(teacher.net, P.kd_weight)),
+                      P.student_steps, scale=2)   # its key holds the parameters read here and the teacher's key
+    per_image, means = exp.evaluate({"Bicubic": exp.bicubic, "SqueezeSR-KD": lambda x: exp.upscaler(student)})
     exp.record("Table 1", "Set5", 2, "SqueezeSR-KD", "PSNR", 30.1, run=student, note="first 1 of 5 images")
     exp.mark_unmeasured()
     exp.write()
 
-Trained runs are reused only under the same settings (:mod:`srcore.runs`: the key, the folder,
-``retrain``). With several ``seeds``, a notebook trains each run once per seed (``exp.fit(...,
+Trained runs are reused only under the same settings (:mod:`srcore.runs`: a run is keyed by what its build
+reads, one folder per key, ``retrain``). With several ``seeds``, a notebook trains each run once per seed (``exp.fit(...,
 seed=s)``), evaluates every seed's networks and records each value per seed: ``values.csv`` holds
 their mean, sample standard deviation and count, ``values_per_seed.csv`` the values themselves
 (:mod:`srcore.seeds`).
@@ -35,7 +34,7 @@ import pandas as pd
 import torch
 
 from srcore import config, data, distributed, evaluate as _evaluate, inputs, report, runs as _runs, train
-from srcore.runs import Pretrained
+from srcore.runs import Run
 NO_DATA = "not measured (no data)"  # what tables and claims say when no benchmark data was found
 NO_DATA_STATUS = "n/a: benchmark data not found (smoke run on embedded images)"  # its values.csv status
 
@@ -117,9 +116,14 @@ class Experiment:
     note_for = staticmethod(inputs.note_for)
 
     # --- training -----------------------------------------------------------------------
-    def fit(self, name: str, nets, optimizers, step_fn, steps: int, **kw) -> train.Trainer:
-        """Train a run in its keyed folder, or reuse it finished: :meth:`srcore.runs.Runs.fit` (``seed=s`` per seed)."""
-        return self.runs.fit(name, nets, optimizers, step_fn, steps, **kw)
+    def fit(self, name: str, build, steps: int, **kw) -> Run:
+        """Train the run ``build()`` makes (``(nets, step_fn)``) in its keyed folder, or reuse it finished:
+        :meth:`srcore.runs.Runs.fit` (``seed=s`` per seed, ``optimizers=exp.adams``, ``settings=``)."""
+        return self.runs.fit(name, build, steps, **kw)
+
+    def derive(self, name: str, parent: Run, nets: dict, **kw) -> Run:
+        """A run made from ``parent`` without training (:meth:`srcore.runs.Runs.derive`)."""
+        return self.runs.derive(name, parent, nets, **kw)
 
     def content_loss(self, kind: str, *, symbol: str = "l_c", **kw):
         """SRGAN's content loss (:func:`srcore.losses.content_loss`) on this device, and its note for every trained row.
@@ -143,7 +147,7 @@ class Experiment:
         members = {**{k: [k] for k in nets if k not in grouped}, **groups}
         return {k: torch.optim.Adam([p for n in names for p in nets[n].parameters()], **kw) for k, names in members.items()}
 
-    def pretrained(self, name: str, *, scale: int, **overrides) -> Pretrained | None:
+    def pretrained(self, name: str, *, scale: int, **overrides) -> Run | None:
         """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``).
 
         ``overrides`` are what the file cannot tell (e.g. EDSR's ``res_scale``), passed to ``from_checkpoint``.
@@ -153,15 +157,13 @@ class Experiment:
             return None
         from srcore import releases
         net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
-        run = Pretrained(name, net.to(self.device).eval(), info)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
-        self.runs.add_pretrained(run, scale)
-        return run
+        return self.runs.released(name, net.to(self.device).eval(), info, scale=scale)
 
     # --- evaluation ---------------------------------------------------------------------
     def upscaler(self, run_or_net, key: str = "net"):
-        """lr -> sr with a trained run's network (``run.nets[key]``) or a network, on this device."""
-        net = run_or_net.nets[key] if hasattr(run_or_net, "nets") else run_or_net
+        """lr -> sr with a run's network (``run.nets[key]``) or a network, on this device."""
+        net = run_or_net.nets[key] if isinstance(run_or_net, Run) else run_or_net
         net.eval()
         return lambda lr: _evaluate.super_resolve(net, lr, self.device)
 
@@ -224,9 +226,9 @@ class Experiment:
         if run is None:
             self.results.record(table, dataset, scale, method, metric, value, note=note)
             return
-        notes = "; ".join(filter(None, [note, *getattr(run, "notes", [])]))
+        notes = "; ".join(filter(None, [note, *run.notes]))
         self.results.record(table, dataset, scale, method, metric, value, train_set=self.train_label,
-                            steps=run.step, note=notes, seed=getattr(run, "seed", None))
+                            steps=run.step, note=notes, seed=run.seed)
 
     @property
     def not_measured(self) -> str:

@@ -27,8 +27,13 @@ def tiny():
     return {"net": nets.SqueezeSR(nets.SqueezeSRConfig(scale=2, n_feats=4, squeeze=2))}
 
 
-def fit(exp, **kw):
-    return exp.fit("S", tiny, None, l1_step, exp.P.student_steps, scale=2, shaped_by=["student_feats", "kd_weight"], **kw)
+def fit(exp, teacher=None, **kw):
+    """A tiny run that reads student_feats and kd_weight while it is built (and uses ``teacher`` if given)."""
+    def build():
+        P = exp.P
+        _ = (P.student_feats, P.kd_weight, teacher.net if teacher else None)
+        return tiny(), l1_step
+    return exp.fit("S", build, exp.P.student_steps, scale=2, **kw)
 
 
 def test_same_settings_reuse_the_run_other_settings_train_again(tmp_path, no_data, capsys):
@@ -36,31 +41,36 @@ def test_same_settings_reuse_the_run_other_settings_train_again(tmp_path, no_dat
     exp.load_data()
     first = fit(exp)
     assert (first.trained_steps, first.reused, first.step) == (2, False, 2)
-    settings = json.loads((first.run_dir / "settings.json").read_text())
+    settings = json.loads((first.folder / "settings.json").read_text())
     assert settings["key"] == first.key == runs.settings_key({k: v for k, v in settings.items() if k != "key"})
-    assert settings["parameters"]["kd_weight"] == 1.0 and settings["parameters"]["lr"] == 1e-4  # shaped_by + shared keys
+    assert settings["parameters"]["kd_weight"] == 1.0 and settings["parameters"]["lr"] == 1e-4  # read by build and by fit
+    assert "teacher_feats" not in settings["parameters"]  # not read: not in the key
 
     rerun = Experiment("seo_squeezesr_kd", params(tmp_path))  # another session, same parameters
     rerun.load_data()
     again = fit(rerun)
-    assert (again.trained_steps, again.reused, again.run_dir) == (0, True, first.run_dir)
+    assert (again.trained_steps, again.reused, again.folder) == (0, True, first.folder)
     assert "reused finished run (same settings), 0 steps trained" in capsys.readouterr().out
-    assert rerun.provenance["runs"][first.run_dir.name]["reused"] is True
+    assert rerun.provenance["runs"][first.folder.name]["reused"] is True
     for a, b in zip(first.nets["net"].parameters(), again.nets["net"].parameters()):
         assert torch.equal(a, b)  # the finished weights, loaded
 
-    other = Experiment("seo_squeezesr_kd", params(tmp_path, kd_weight=0.5))  # a shaped_by parameter
+    other = Experiment("seo_squeezesr_kd", params(tmp_path, kd_weight=0.5))  # a parameter the build reads
     other.load_data()
     changed = fit(other)
-    assert changed.run_dir != first.run_dir and changed.trained_steps == 2
+    assert changed.folder != first.folder and changed.trained_steps == 2
     lr = Experiment("seo_squeezesr_kd", params(tmp_path, lr=2e-4))  # a shared training parameter
     lr.load_data()
-    assert fit(lr).run_dir not in (first.run_dir, changed.run_dir)
+    assert fit(lr).folder not in (first.folder, changed.folder)
 
-    # a dependent run's key holds its teacher's: another teacher, another student folder
-    s1 = fit(exp, depends_on=[first])
-    s2 = fit(exp, depends_on=[changed])
-    assert len({s1.run_dir, s2.run_dir, first.run_dir}) == 3 and s1.settings["depends_on"] == {"S": first.key}
+    unread = Experiment("seo_squeezesr_kd", params(tmp_path, teacher_feats=7))  # a parameter no build reads
+    unread.load_data()
+    assert fit(unread).folder == first.folder
+
+    # a run whose build uses another run's networks holds its key: another teacher, another student folder
+    s1 = fit(exp, teacher=first)
+    s2 = fit(exp, teacher=changed)
+    assert len({s1.folder, s2.folder, first.folder}) == 3 and s1.settings["runs"] == {first.label: first.key}
 
     forced = Experiment("seo_squeezesr_kd", params(tmp_path, retrain=True))
     forced.load_data()
@@ -72,7 +82,7 @@ def test_initial_weights_do_not_depend_on_the_cache(tmp_path, no_data):
     exp.load_data()
     fit(exp)
     torch.rand(100)  # whatever ran before
-    fresh = exp.fit("S2", tiny, None, l1_step, 0, scale=2)
+    fresh = exp.fit("S2", lambda: (tiny(), l1_step), 0, scale=2)
     torch.manual_seed(exp.P.seed)
     expected = tiny()["net"]
     for a, b in zip(fresh.nets["net"].parameters(), expected.parameters()):
@@ -89,7 +99,26 @@ def test_deadline_stops_and_every_dependent_row_says_so(tmp_path, no_data):
     exp.record("Table 1", "Set5", 2, "SqueezeSR", "PSNR", 20.0, run=run, note="first 1 of 5 images")
     row = exp.results.values().query("method == 'SqueezeSR' and dataset == 'Set5' and scale == '2' and metric == 'PSNR'").iloc[0]
     assert row.note == f"first 1 of 5 images; S: stopped early at step {run.step} of 50 (max_minutes=0)"
-    assert row.steps == run.step and exp.provenance["runs"][run.run_dir.name]["stopped_early"]
+    assert row.steps == run.step and exp.provenance["runs"][run.folder.name]["stopped_early"]
+
+
+def test_a_parameter_read_in_the_first_step_but_not_in_the_key_stops_the_run(tmp_path, no_data):
+    """Reading kd_weight only inside the step function would leave it out of the key (a stale run reused after a
+    change of kd_weight): the first step stops with an error naming it; read while building, it keys the run."""
+    exp = Experiment("seo_squeezesr_kd", params(tmp_path))
+    exp.load_data()
+
+    def late_step(t, batch):
+        t.nets["net"](batch[0]).mean() * exp.P.kd_weight
+        return l1_step(t, batch)
+    with pytest.raises(config.UnkeyedRead, match="S x2 read parameter 'kd_weight' in its first training step"):
+        exp.fit("S", lambda: (tiny(), late_step), 2, scale=2)
+
+    def build():
+        w = exp.P.kd_weight  # read while building: in the key, and the step may read it too
+        return tiny(), late_step if w else l1_step
+    run = exp.fit("S", build, 2, scale=2)
+    assert run.trained_steps == 2 and "kd_weight" in run.settings["parameters"]
 
 
 def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
