@@ -253,21 +253,18 @@ class Experiment:
     def mark_unmeasured(self, tables=None, reason=None) -> None:
         """Every published value (of ``tables``; default all) not recorded yet gets its n/a row.
 
-        No data: "benchmark data not found"; a method left out by ``P.methods``: "not run: <run_note>";
-        otherwise ``reason(row)`` (a published row with table, dataset, scale, method, metric) or
-        "not run in this profile".
+        No data: "benchmark data not found"; else ``reason(row)`` where it gives one (a published row with table,
+        dataset, scale, method, metric); else, for a method left out by ``P.methods``, "not run: <run_note>";
+        else "not run in this profile".
         """
         P = self.P
         for p in self.results.unfilled().itertuples():
             if tables is not None and p.table not in tables:
                 continue
-            if not self.has_data:
-                why = NO_DATA_STATUS
-            elif "methods" in P and p.method not in P.methods:
+            why = NO_DATA_STATUS if not self.has_data else reason(p) if reason else None
+            if not why and "methods" in P and p.method not in P.methods:
                 why = f"not run: {P.get('run_note') or 'left out by the methods parameter'}"
-            else:
-                why = (reason(p) if reason else None) or "not run in this profile"
-            self.results.na(p.table, p.dataset, p.scale, p.method, p.metric, why)
+            self.results.na(p.table, p.dataset, p.scale, p.method, p.metric, why or "not run in this profile")
 
     def training_summary(self, runs: dict, loss: str = "l1", label: str = "method"):
         """The runs' seeds, steps, seconds and final ``loss`` as a table (also in provenance), and the loss curves

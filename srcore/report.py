@@ -502,7 +502,8 @@ def results_page(folder: Path, figures=()) -> str:
              "## What was run", "",
              f"* profile **{prov.get('profile')}** on {prov.get('device', 'unknown device')}, commit `{prov.get('commit')}`, "
              f"{prov.get('started', '')} to {prov.get('finished', '')}",
-             f"* training data: {data.get('train_set', 'none')} ({data.get('train_images', 0)} images); "
+             f"* training data: " + (f"{data['train_set']} ({data['train_images']} images)" if data.get("train_images")
+                                     else "none (this run trained nothing)") + "; "
              f"evaluation images: {', '.join(f'{k} {v}' for k, v in data.get('eval_images', {}).items()) or 'none'}"]
     seeds = (prov.get("parameters") or {}).get("seeds")
     if seeds and len(seeds) > 1:
