@@ -178,14 +178,14 @@ def lee2022_runs(P, scales):
 def baek_runs(P, scales):
     x, hp = 4, P.hr_patch
     lp = hp // x
-    teacher = lambda t=False: make_rrdbnet(_w(P.teacher_nf, t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
+    teacher = lambda t=False: make_rrdbnet(_w(P.teacher_feats, t), P.teacher_blocks, _w(P.growth_feats, t))  # noqa: E731
     d = Role(lambda t: nets.VGGStyleDiscriminator(_w(P.disc_feats, t), hp), hp, times=4, disc=True)
     runs = [Run("ESRGAN teacher", P.teacher_steps, [Role(teacher, lp), d])]
     ev = [(teacher, x)] * 4  # ESRGAN and its three pruned copies (dense masks: the same FLOPs)
     for m in P.methods:
         if m.startswith("Student_"):
             k = int(m.split("_")[1])
-            s = lambda t, k=k: make_rrdbnet(_w(P.student_feats[k], t), P.teacher_nb, _w(P.gc, t))  # noqa: E731
+            s = lambda t, k=k: make_rrdbnet(_w(P.student_feats[k], t), P.teacher_blocks, _w(P.growth_feats, t))  # noqa: E731
             runs.append(Run(m, P.distill_steps, [Role(s, lp), Role(teacher, lp, "frozen"), d]))
             ev.append((s, x))
     return runs, ev

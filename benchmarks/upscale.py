@@ -7,11 +7,12 @@ The same network (an EDSR with random weights, saved as a checkpoint file) and t
 two ways: a bare forward ``net(x)`` of each image already in memory as a tensor, and the command
 (:func:`srcore.upscale.main`, in this process: loading the checkpoint, checking and decoding every
 image, super-resolving, encoding and writing each PNG). Throughput is megapixels of output per
-second; ``ratio`` is the command's time over the bare forward's (the command's overhead as a
+second; ``ratio_to_bare`` is a way's time over the bare forward's (the command's overhead as a
 factor). The command's time is split into its parts, measured separately on the same images, and
-one more row shows the command with small tiles (``--tile 64``). Each measurement is repeated,
-alternating the two ways, and the median is shown. Default network: EDSR-baseline (16 x 64) on
-CUDA, 4 x 32 on a CPU (where EDSR-baseline takes minutes per pass over Set14).
+one more row shows the command with tiles (``--tile 128``, each computed with 32 LR pixels of
+context a side, where by default these images go whole). Each measurement is repeated, alternating
+the ways, and the median is shown. Default network: EDSR-baseline (16 x 64) on CUDA, 4 x 32 on a
+CPU (where EDSR-baseline takes minutes per pass over Set14).
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def main(argv=None):
     }
     ways = {"bare forward net(x), tensors in memory": bare,
             "python -m srcore.upscale (main, in-process)": command,
-            "python -m srcore.upscale --tile 64": lambda: command("--tile", "64"), **parts}
+            "python -m srcore.upscale --tile 128": lambda: command("--tile", "128"), **parts}
     for fn in ways.values():  # warm-up: allocator, cuDNN autotune, pyiqa-free imports
         fn()
     times = {name: [] for name in ways}

@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from srcore.download import default_data_root
 from srcore.resize import imresize  # noqa: F401  (public API: srcore.data.imresize)
 
 SCALES = (2, 3, 4)
-BENCHMARKS = ("Set5", "Set14", "BSD100", "Urban100", "General100", "Manga109")
+BENCHMARKS = {"Set5": 5, "Set14": 14, "BSD100": 100, "Urban100": 100, "General100": 100, "Manga109": 109}  # set: images
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
@@ -58,6 +57,20 @@ def _data_env() -> tuple[str, bool]:
     return env, env.lower() == NO_DATA
 
 
+# The data root when $SRCORE_DATA is not set: the checkout's data/ folder (where python -m srcore.download puts
+# things), else shared/datasets beside the checkout (as for the weights, srcore.weights.DEFAULT_USER_DIR). One rule
+# for make, python -m, the benchmarks and JupyterLab.
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
+SIBLING_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def default_data_root() -> Path:
+    """``data/`` in the checkout if it exists, else ``../shared/datasets`` if that exists, else ``data/``."""
+    if not DEFAULT_DATA_ROOT.is_dir() and SIBLING_DATA_ROOT.is_dir():
+        return SIBLING_DATA_ROOT
+    return DEFAULT_DATA_ROOT
+
+
 def fetch_command(sets, root: Path | None = None) -> str:
     """The one command that fetches ``sets`` (names of srcore.download's catalogue) into ``root``."""
     where = "" if root is None or Path(root).resolve() == Path(default_data_root()).resolve() else f" --root {root}"
@@ -65,7 +78,7 @@ def fetch_command(sets, root: Path | None = None) -> str:
 
 
 def data_root(root: str | os.PathLike | None = None, *, needs=()) -> Path:
-    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`srcore.download.default_data_root`; it must exist.
+    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`default_data_root`; it must exist.
 
     ``needs``: the sets the caller reads, named in the error's fetch command (default: every set).
     """

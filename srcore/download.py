@@ -44,19 +44,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-# The data root when $SRCORE_DATA is not set (srcore.data reads these too): the checkout's data/
-# folder (where this module downloads to), else shared/datasets beside the checkout (as for the
-# weights, srcore.weights.DEFAULT_USER_DIR). One rule for make, python -m, benchmarks and JupyterLab.
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
-SIBLING_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
-def default_data_root() -> Path:
-    """``data/`` in the checkout if it exists, else ``../shared/datasets`` if that exists, else ``data/``."""
-    if not DEFAULT_DATA_ROOT.is_dir() and SIBLING_DATA_ROOT.is_dir():
-        return SIBLING_DATA_ROOT
-    return DEFAULT_DATA_ROOT
-
+from srcore.data import DEFAULT_DATA_ROOT
 
 class DownloadError(RuntimeError):
     """A download, checksum or extraction failed; the message names the file and what to do."""

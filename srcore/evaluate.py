@@ -7,6 +7,9 @@ thread, and torch's element-wise ops crawl with two threads on a busy CPU; bench
 cuDNN autotuning is on for CUDA, and a
 network with channels_last weights (``TrainConfig(channels_last=True)`` or
 :func:`srcore.train.prepare_network`) gets channels_last input.
+
+From a shell, ``python -m srcore.evaluate CHECKPOINT --scale S`` scores any checkpoint srcore reads
+(:func:`score`; ``--help`` says more); ``python -m srcore.upscale`` applies one to images.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,9 @@ from srcore.data import Pair, image_to_tensor, imresize, quantize, tensor_to_ima
 from srcore.metrics import psnr, ssim
 from srcore.nets import count_parameters
 from srcore.train import enable_cudnn_autotune
+
+if TYPE_CHECKING:
+    from srcore.releases import Release
 
 
 TILE_OVERLAP = 32  # LR pixels of context on each side of a tile; tiles differ from whole-image SR only beyond it
@@ -176,7 +183,7 @@ class Checkpoint:
     name: str                # the release's name, the run's name, or the file's name
     path: Path               # the file that was read
     sha256: str              # of that file
-    release: object = None   # its srcore.releases.Release, when the catalogue lists the file
+    release: Release | None = None  # the catalogue's entry, when the file is a release
 
     def describe(self) -> str:
         """One line: name, network and its configuration, where it comes from, the file and its hash."""
@@ -206,7 +213,7 @@ def pick_device(name: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def _locate(spec: str | os.PathLike) -> tuple[Path, object, str]:
+def _locate(spec: str | os.PathLike) -> tuple[Path, Release | None, str]:
     """(file to read, its Release or None, a name for it) of a checkpoint file, release name or run folder."""
     from srcore import releases
 
@@ -217,8 +224,8 @@ def _locate(spec: str | os.PathLike) -> tuple[Path, object, str]:
         if not last.is_file():
             raise BadInput(f"{given} is a folder without last.pt: not a srcore run folder (a trained run's folder "
                            f"under runs/ holds last.pt and settings.json); give a checkpoint file instead")
-        settings = given / "settings.json"
-        name = json.loads(settings.read_text()).get("name", given.name) if settings.is_file() else given.name
+        settings = json.loads((given / "settings.json").read_text()) if (given / "settings.json").is_file() else {}
+        name = "/".join(filter(None, [settings.get("paper"), settings.get("name")])) or given.name
         return last, None, name
     path = next((p for p in releases.candidate_paths(text) if p.is_file()), None)
     if path is not None:  # a file; a bare file name is also looked for in $SRCORE_WEIGHTS
@@ -284,7 +291,7 @@ def lr_source(root: Path, name: str, scale: int) -> str:
     return f"MATLAB LR files for {found} of {len(paths)}, srcore bicubic for the rest"
 
 
-def published_beside(release, name: str, scale: int) -> dict:
+def published_beside(release: Release | None, name: str, scale: int) -> dict:
     """The published PSNR/SSIM of the method ``release`` stands for in its paper, for set ``name`` at ``scale``.
 
     ``{"published PSNR": "29.0393", "published SSIM": "0.7354", "published in": "lee2021_srgan_kd Table 2,
@@ -401,6 +408,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from srcore.releases import RELEASES
+
     ap = argparse.ArgumentParser(
         prog="python -m srcore.evaluate",
         description="Score a super-resolution checkpoint on benchmark sets under the standard protocol: PSNR "
@@ -411,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                "The same table from Python: srcore.evaluate.score(checkpoint, scale, sets).")
     ap.add_argument("checkpoint", metavar="CHECKPOINT",
                     help="a checkpoint file (EDSR, EDSR-baseline, RRDBNet/ESRGAN, SRGAN/SRResNet in any layout "
-                         "srcore.checkpoints recognises, or srcore's own), a release name (python -m "
-                         "srcore.download release --help lists them), or a srcore run folder (holding last.pt)")
+                         f"srcore.checkpoints recognises, or srcore's own), a release name ({', '.join(RELEASES)}; "
+                         f"its file in $SRCORE_WEIGHTS), or a srcore run folder (holding last.pt)")
     ap.add_argument("--scale", type=int, required=True, choices=data.SCALES, help="the scale to score")
     ap.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=data.BENCHMARKS, metavar="SET",
                     help=f"benchmark sets under the data root (default: {' '.join(DEFAULT_SETS)}; "
@@ -428,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         device = pick_device(args.device)
+        if args.csv is not None and args.csv.is_dir():
+            raise BadInput(f"--csv {args.csv} is a folder: give a file name")
         data.find_root(args.data_root, benchmarks=args.sets)  # the cheap checks first: sets, then the checkpoint
         ckpt = open_checkpoint(args.checkpoint, args.scale)
         df = score(ckpt, args.scale, args.sets, data_root=args.data_root, device=device, niqe=args.niqe,
@@ -439,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device}; PSNR (dB) and SSIM on Y, {args.scale} pixels cropped at each border\n")
     print(score_table(df), end="")
     if args.csv:
-        _write_atomic(args.csv, df.to_csv(index=False))
+        try:
+            _write_atomic(args.csv, df.to_csv(index=False))
+        except OSError as e:
+            print(f"error: cannot write --csv {args.csv} ({e}); the table above is complete", file=sys.stderr)
+            return 1
         print(f"\ncsv: {args.csv}")
     return 0
 

@@ -86,18 +86,11 @@ class Experiment:
         """This run's parameters as a one-column table (for the notebook to show)."""
         return pd.Series(dict(self.P), name="value").to_frame()
 
-    # what a notebook records and adds, straight to :attr:`results`
-    def na(self, table, dataset, scale, method, metric, reason: str) -> None:
-        self.results.na(table, dataset, scale, method, metric, reason)
-
-    def add_table(self, df, name: str, title: str = ""):
-        return self.results.add_table(df, name, title)
-
-    def add_figure(self, fig, df, name: str):
-        return self.results.add_figure(fig, df, name)
-
-    def side_by_side(self, table: str) -> pd.DataFrame:
-        return self.results.side_by_side(table)
+    # what a notebook records and adds goes straight to :attr:`results` (srcore.report.Results)
+    def __getattr__(self, name):
+        if name in ("na", "add_table", "add_figure", "side_by_side"):
+            return getattr(self.results, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     # --- data ---------------------------------------------------------------------------
     def load_data(self, **kw) -> None:

@@ -11,12 +11,9 @@ from pathlib import Path
 
 from srcore import config, data
 
-BENCHMARK_SIZES = {"Set5": 5, "Set14": 14, "BSD100": 100, "B100": 100, "Urban100": 100, "Manga109": 109}
-
-
 def note_for(dataset: str, n: int) -> str:
     """"first n of N images" when ``n`` images of a benchmark set of N were used; "" for the whole set."""
-    full = BENCHMARK_SIZES.get(dataset, n)
+    full = data.BENCHMARKS.get(dataset, n)
     return f"first {n} of {full} images" if n < full else ""
 
 

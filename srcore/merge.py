@@ -43,9 +43,9 @@ from pathlib import Path
 import pandas as pd
 
 from srcore import promote, report
+from srcore.shards import SHARDS
 from srcore import seeds as seeds_mod
 
-SHARDS = "shards"  # a sharded run's shard folders, kept inside its run folder
 
 
 class MergeConflict(ValueError):

@@ -121,11 +121,11 @@ def _roots() -> list[tuple[str, str]]:
     """This machine's folders a written file may mention, each with how a reader names it, longest first."""
     import tempfile
 
-    from srcore import data, download, weights
+    from srcore import data, weights
     env = os.environ.get("SRCORE_DATA", "")
     named = [(PROJECT_ROOT, "."), (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~"),
-             (weights.user_dir(), "$SRCORE_WEIGHTS"), (download.DEFAULT_DATA_ROOT, "$SRCORE_DATA"),
-             (download.SIBLING_DATA_ROOT, "$SRCORE_DATA")]
+             (weights.user_dir(), "$SRCORE_WEIGHTS"), (data.DEFAULT_DATA_ROOT, "$SRCORE_DATA"),
+             (data.SIBLING_DATA_ROOT, "$SRCORE_DATA")]
     if env and env.lower() != data.NO_DATA:
         named.append((Path(env), "$SRCORE_DATA"))
     if data.cache_dir() is not None:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from srcore import config, promote, report, shards
+from srcore import config, merge, promote, report, shards
 from srcore.execute import execute, papers
 from srcore.report import PROJECT_ROOT, output_dir
 
@@ -190,10 +190,12 @@ def main(argv=None) -> int:
     for paper in chosen:
         try:
             if sharded:
-                folder = shards.run(paper, profile, overrides, root, by=args.shard, executor=args.executor,
-                                    jobs=args.jobs, gpus=args.gpus, nproc=args.nproc_per_shard,
-                                    slurm={k: getattr(args, k) for k in ("partition", "time_min", "gpus_per_job",
-                                                                         "cpus_per_job")})
+                parts, done = shards.run(paper, profile, overrides, root, by=args.shard, executor=args.executor,
+                                         jobs=args.jobs, gpus=args.gpus, nproc=args.nproc_per_shard,
+                                         slurm={k: getattr(args, k) for k in ("partition", "time_min", "gpus_per_job",
+                                                                              "cpus_per_job")})
+                folder = merge.merge(root / paper, [s.folder for s in parts],
+                                     reused={Path(s.folder).name for s in done})
             else:
                 folder = run(paper, profile, overrides, args.out_root)
         except Exception as e:  # report and go on with the other papers

@@ -8,9 +8,9 @@ A **shard** is one notebook execution. ``--shard scale`` makes one per scale of 
 with nothing shared across it: every trained run is per scale); a paper with one scale is one
 shard. Each writes its own run folder, ``<run>/shards/x<scale>/``, with checkpoints in the run
 root's shared ``checkpoints/<paper>/`` (the keyed runs of an unsharded run are the same runs), and
-:func:`srcore.merge.merge` then makes ``<run>/`` (``runs/<profile>/<paper>/``) from them, which
-the runner promotes like any run. Figures drawn at one scale stay in the shard of that scale
-(:data:`FIGURE_SCALE`).
+the runner merges them into ``<run>/`` (``runs/<profile>/<paper>/``, :func:`srcore.merge.merge`) and
+promotes that like any run. A shard's parameters differ from the run's in ``scales`` alone: a figure
+drawn at one scale is drawn by the shard of that scale (the notebooks' rule for any run).
 
 Executors: ``local`` runs one process per shard, ``jobs`` at a time, each pinned to its GPUs with
 CUDA_VISIBLE_DEVICES (or on the CPU); ``slurm`` submits one SLURM job per shard through submitit
@@ -34,13 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from srcore import config, execute
-from srcore.merge import SHARDS
 
 EXECUTORS = ("local", "slurm", "submitit-local")
-# A figure drawn at one scale: the shards that do not train that scale change this parameter. seo's Fig. 2 records
-# no values and must be drawn at a trained scale: such shards draw it at their own. moon's Fig. 4 records values:
-# such shards draw none (its images emptied), so the merged values are those of one unsharded run.
-FIGURE_SCALE = {"fig_scale": None, "fig4_scale": "fig4_images"}  # the figure's scale -> its images (None: own scale)
+SHARDS = "shards"  # a sharded run's shard folders, kept inside its run folder
 
 
 @dataclass
@@ -65,14 +61,7 @@ class Shard:
 
 def shard_overrides(paper: str, profile: str, scale: int, overrides: dict) -> dict:
     """The overrides of the shard that trains ``scale`` alone (checked by config.load)."""
-    params = config.load(paper, profile, **overrides)
     out = {**overrides, "scales": [scale]}
-    for key, images in FIGURE_SCALE.items():
-        if key in params and params[key] != scale:
-            if images is None:
-                out[key] = scale
-            else:
-                out[images] = []
     config.load(paper, profile, **out)
     return out
 
@@ -245,12 +234,12 @@ def wait(jobs: dict, log=print) -> dict:
 
 def run(paper: str, profile: str, overrides: dict, root: Path, *, by: str | None = "scale", executor: str = "local",
         jobs: int | None = None, gpus: list[int] | None = None, nproc: int = 1, slurm: dict | None = None,
-        log=print) -> Path:
-    """Plan, run the unfinished shards with ``executor``, merge them into ``root/<paper>``; returns that folder.
+        log=print) -> tuple[list[Shard], list[Shard]]:
+    """Plan and run the unfinished shards with ``executor``; returns (every shard, those finished earlier), for
+    the runner to merge into ``root/<paper>``.
 
     Raises RuntimeError naming the failed shards (the finished ones stay, and a rerun runs only the others).
     """
-    from srcore import merge
     shards = plan(paper, profile, overrides, root, by=by, nproc=nproc)
     done = [s for s in shards if finished(s)]
     todo = [s for s in shards if s not in done]
@@ -268,8 +257,7 @@ def run(paper: str, profile: str, overrides: dict, root: Path, *, by: str | None
         if failed:
             raise RuntimeError(f"{paper}: shard(s) {', '.join(failed)} failed ({'; '.join(failed.values())}); the others' "
                                f"results are kept, and the same command runs only the unfinished shards again")
-    return merge.merge(Path(root) / paper, [s.folder for s in shards], reused={Path(s.folder).name for s in done},
-                       log=log)
+    return shards, done
 
 
 def main(argv=None) -> int:

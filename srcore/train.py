@@ -2,7 +2,7 @@
 
 The loop owns what every paper shares: device, seeds, bf16 autocast (on CUDA; on the CPU too
 with ``TrainConfig(autocast="bf16")``), step LR schedules, checkpoints that resume exactly
-(:mod:`srcore.resume`), progress bar, loss log (CSV) and a periodic evaluation hook. What a method does in one step is a plain function, so one network
+(:meth:`Trainer.save`), progress bar, loss log (CSV) and a periodic evaluation hook. What a method does in one step is a plain function, so one network
 with L1, a teacher/student pair, a GAN (two optimisers) or a cohort of four networks
 all fit::
 
@@ -48,13 +48,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import csv
 import os
 import random
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from srcore import distributed, resume
+from srcore import distributed
 
 # Where a step function's ``with t.autocast():`` computes in bf16 (TrainConfig.autocast; the profiles' ``autocast``):
 AUTOCAST = {
@@ -153,6 +154,49 @@ def enable_cudnn_autotune(device: torch.device) -> None:
     """
     if torch.device(device).type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+# --- checkpoint files ----------------------------------------------------------------------
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill never leaves a half-written checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as CSV (columns in order of first appearance), written atomically; nothing for no rows."""
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def finished_steps(path: Path) -> int | None:
+    """The step of the checkpoint at ``path`` (None without one), read without loading every tensor."""
+    if not Path(path).is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"]
 
 
 class _Prefetch:
@@ -273,7 +317,7 @@ class Trainer:
             distributed.average_gradients(self._sync_params[optimizer])
         opt.step()
 
-    # --- checkpoints (srcore.resume) -------------------------------------------------
+    # --- checkpoints: one file with everything an exact resume needs -------------------------
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / "last.pt"
@@ -281,16 +325,66 @@ class Trainer:
     @property
     def done(self) -> bool:
         """True when a finished run of ``cfg.steps`` steps is already on disk (rank 0's answer for every rank)."""
-        step = resume.finished_steps(self.checkpoint_path) if self.rank == 0 else None
+        step = finished_steps(self.checkpoint_path) if self.rank == 0 else None
         return distributed.broadcast_object(step is not None and step >= self.cfg.steps)
 
     def save(self, data=None) -> None:
-        """Checkpoint, log.csv and eval.csv (:func:`srcore.resume.save`); every rank must call it."""
-        resume.save(self, data)
+        """Checkpoint (``last.pt``: networks, optimisers, schedules, step, training seconds, log rows and every random
+        state: torch, CUDA, NumPy, Python, the patch sampler's, under torchrun every rank's), written atomically, and
+        log.csv / eval.csv beside it. Written by rank 0; every rank must call it (it gathers random states)."""
+        local = {"rng": rng_state(), "data": data.state_dict() if hasattr(data, "state_dict") else None}
+        ranks = distributed.gather_objects(local)
+        if self.rank != 0:
+            return
+        state = {
+            "step": self.step, "elapsed": self.elapsed, "config": asdict(self.cfg),
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "rng": local["rng"], "data": local["data"],
+            "log": self.log_rows, "eval": self.eval_rows,
+        }
+        if ranks is not None:
+            state["ranks"] = ranks  # every rank's random state and sampler, for an exact multi-process resume
+        atomic_save(state, self.checkpoint_path)
+        write_csv(self.run_dir / "log.csv", self.log_rows)
+        write_csv(self.run_dir / "eval.csv", self.eval_rows)
 
     def load(self, data=None) -> bool:
-        """Restore the last checkpoint if there is one (:func:`srcore.resume.load`); True if restored."""
-        return resume.load(self, data)
+        """Restore the last checkpoint (and ``data``'s sampler) if there is one; True if restored.
+
+        Rank 0 reads the file and sends it to the others. Resumed with another number of processes,
+        every rank starts from rank 0's random state, its sampler stream jumped by the rank.
+        """
+        path = self.checkpoint_path
+        state = None
+        if self.rank == 0 and path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        state = distributed.broadcast_object(state)
+        if state is None:
+            return False
+        try:
+            for k, net in self.nets.items():
+                net.load_state_dict(state["nets"][k])
+        except (RuntimeError, KeyError) as e:
+            raise RuntimeError(f"{path} was made with other networks or settings ({str(e).strip().splitlines()[0]}): "
+                               f"delete that folder or retrain (notebooks: -p retrain=true)") from e
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][k])
+        mine = {"rng": state["rng"], "data": state["data"]}
+        same_world = len(state.get("ranks") or [None]) == self.world_size
+        if same_world and self.world_size > 1:
+            mine = state["ranks"][self.rank]
+        set_rng_state(mine["rng"])
+        if mine["data"] is not None and hasattr(data, "load_state_dict"):
+            data.load_state_dict(mine["data"])
+        if not same_world:  # resumed with another number of processes: rank 0's state, jumped per rank
+            distributed.shard_data(data, self.rank, self.world_size, self.cfg.split_batch, jump=True)
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.log_rows, self.eval_rows = state["log"], state["eval"]
+        return True
 
     # --- the loop --------------------------------------------------------------------
     def fit(self, data) -> "Trainer":

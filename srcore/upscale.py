@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -73,12 +73,12 @@ def read_image(path: str | os.PathLike) -> Picture:
         raise BadInput(f"no image file {path}")
     try:
         with Image.open(path) as im:
-            im.load()
-            bits, mode = _bits(path, im), im.mode
+            bits, mode = _bits(path, im), im.mode  # from the header: refused before the pixels are decoded
             if bits > 8:
                 raise BadInput(f"{path}: {bits}-bit image: srcore.upscale takes 8-bit images (the networks are "
                                f"trained on them) and writes 8-bit PNGs; convert it to 8 bits per channel first, "
                                f"e.g. with ImageMagick: convert {path.name} -depth 8 {path.stem}_8bit.png")
+            ImageOps.exif_transpose(im, in_place=True)  # a photo as it is shown: the PNG has no orientation tag
             if mode == "P":  # palette: its transparency (if any) becomes alpha
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
             elif mode == "PA":
@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input", metavar="INPUT", type=Path, help="an image, or a folder of images (not recursive)")
     ap.add_argument("output", metavar="OUTPUT", type=Path,
                     help="a folder (created; <name>.png per input), or for a single image also a .png path")
-    ap.add_argument("--scale", type=int, help="refuse to run unless the network upscales by this (default: its own)")
+    ap.add_argument("--scale", type=int, metavar="S",
+                    help="refuse to run unless the network upscales by S (default: the network's own scale)")
     ap.add_argument("--tile", type=int, metavar="N",
                     help=f"super-resolve N x N LR tiles, each with {TILE_OVERLAP} LR pixels of context: the same "
                          f"result as the whole image where that covers the network's receptive field (default: "

@@ -147,7 +147,7 @@ def test_the_runner_refuses_bad_values_before_running_anything(monkeypatch, caps
     # taps within the network's depth
     ("moon2023_clsd", {"head_taps": [4, 8, 20]}, r"head_taps=\[4, 8, 20\]: \[20\] out of range; allowed: \[1, student_blocks=16\]"),
     ("moon2023_clsd", {"head_taps": [0, 8]}, r"head_taps=\[0, 8\]: \[0\] out of range"),
-    ("baek2024_esrgan_prune_kd", {"tap_blocks": [6, 24]}, r"tap_blocks=\[6, 24\]: \[24\] out of range; allowed: \[1, teacher_nb=23\]"),
+    ("baek2024_esrgan_prune_kd", {"distill_taps": [6, 24]}, r"distill_taps=\[6, 24\]: \[24\] out of range; allowed: \[1, teacher_blocks=23\]"),
     # membership: the paper's scales and methods, fixed choices, sets, parameters naming others
     ("seo_squeezesr_kd", {"scales": [2, 5], "fig_scale": 2}, r"scales=\[2, 5\]: \[5\] not allowed; allowed: \[2, 3, 4\]"),
     ("seo_squeezesr_kd", {"scales": []}, r"scales=\[\] is empty; allowed: a non-empty list"),

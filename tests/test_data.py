@@ -313,12 +313,11 @@ def test_find_root_falls_back_to_embedded_only_when_no_root_was_asked_for(tmp_pa
 
 
 def test_default_data_root_is_data_else_shared_datasets_beside_the_checkout(tmp_path, monkeypatch):
-    from srcore import download
     checkout = tmp_path / "checkout"
-    monkeypatch.setattr(download, "DEFAULT_DATA_ROOT", checkout / "data")
-    monkeypatch.setattr(download, "SIBLING_DATA_ROOT", tmp_path / "shared" / "datasets")
-    assert download.default_data_root() == checkout / "data"  # neither exists: the folder downloads go to
+    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", checkout / "data")
+    monkeypatch.setattr(data, "SIBLING_DATA_ROOT", tmp_path / "shared" / "datasets")
+    assert data.default_data_root() == checkout / "data"  # neither exists: the folder downloads go to
     (tmp_path / "shared" / "datasets").mkdir(parents=True)
-    assert download.default_data_root() == tmp_path / "shared" / "datasets"
+    assert data.default_data_root() == tmp_path / "shared" / "datasets"
     (checkout / "data").mkdir(parents=True)
-    assert download.default_data_root() == checkout / "data"  # the checkout's own data wins
+    assert data.default_data_root() == checkout / "data"  # the checkout's own data wins

@@ -164,9 +164,9 @@ def test_a_run_folder_is_a_checkpoint(tmp_path):
     net = nets.EDSR(nets.EDSRConfig(scale=2, n_feats=8, n_blocks=1))
     torch.save({"step": 3, "nets": {"net": net.state_dict()}, "rng": {"numpy": np.random.get_state()}},
                run_dir / "last.pt")  # the Trainer's checkpoint holds more than tensors
-    (run_dir / "settings.json").write_text('{"name": "Baseline", "scale": 2}')
+    (run_dir / "settings.json").write_text('{"paper": "moon2023_clsd", "name": "Baseline", "scale": 2}')
     ckpt = evaluate.open_checkpoint(run_dir, 2)
-    assert (ckpt.name, ckpt.scale, ckpt.path.name) == ("Baseline", 2, "last.pt")
+    assert (ckpt.name, ckpt.scale, ckpt.path.name) == ("moon2023_clsd/Baseline", 2, "last.pt")
     assert "srcore run" in ckpt.describe()
 
 
@@ -254,14 +254,18 @@ def test_upscale_folder_rgba_and_grayscale(env, edsr_file, capsys):
     save_png(np.dstack([rgb, alpha]), folder / "rgba.png")
     save_png(gray, folder / "gray.png")
     save_png(np.dstack([gray, alpha]), folder / "gray_alpha.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown rotated by 90 degrees, as a phone saves a portrait photo
+    Image.fromarray(rgb).save(folder / "portrait.png", exif=exif)
     assert upscale.main([str(edsr_file), str(folder), str(env / "out")]) == 0
     printed = capsys.readouterr().out
     assert "repeated to RGB for the network" in printed and "RGBA)" in printed
 
     out = {p.stem: Image.open(p) for p in (env / "out").glob("*.png")}
-    assert sorted(out) == ["gray", "gray_alpha", "rgba"] and not list((env / "out").glob(".*"))  # no temporary files
+    assert sorted(out) == ["gray", "gray_alpha", "portrait", "rgba"] and not list((env / "out").glob(".*"))  # no tmp
     assert (out["rgba"].mode, out["gray"].mode, out["gray_alpha"].mode) == ("RGBA", "RGB", "RGBA")
-    assert all(im.size == (2 * rgb.shape[1], 2 * rgb.shape[0]) for im in out.values())
+    size = (2 * rgb.shape[1], 2 * rgb.shape[0])  # (width, height) twice the input's
+    assert [im.size for im in out.values()].count(size) == 3 and out["portrait"].size == size[::-1]
     rgba = np.asarray(out["rgba"])
     assert np.array_equal(rgba[..., 3], imresize(alpha, 2))  # alpha by the MATLAB bicubic
     assert np.array_equal(rgba[..., :3], evaluate.super_resolve(net, rgb, tile=None))  # colour by the network

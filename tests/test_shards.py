@@ -26,17 +26,15 @@ TINY = dict(teacher_steps=2, student_steps=2, runtime_images=1)
 
 # --- plans -----------------------------------------------------------------------------------------------------
 
-def test_a_shard_per_scale_with_the_figures_where_their_scale_is(tmp_path):
+def test_a_shard_per_scale_differs_from_the_run_in_its_scales_alone(tmp_path):
     seo = shards.plan("seo_squeezesr_kd", "quick", {"lr": 2e-4}, tmp_path)
     assert [s.name for s in seo] == ["x2", "x3", "x4"]
-    # seo's Fig. 2 records no values: a shard without fig_scale draws it at its own scale
-    assert [s.overrides for s in seo] == [{"lr": 2e-4, "scales": [2], "fig_scale": 2},
-                                          {"lr": 2e-4, "scales": [3], "fig_scale": 3}, {"lr": 2e-4, "scales": [4]}]
+    # one rule for every figure: the notebook draws it in the run (here the shard) that trains its scale
+    assert [s.overrides for s in seo] == [{"lr": 2e-4, "scales": [x]} for x in (2, 3, 4)]
     assert {s.ckpt_dir for s in seo} == {str(tmp_path / "checkpoints" / "seo_squeezesr_kd")}  # an unsharded run's
     assert seo[0].folder == str(tmp_path / "seo_squeezesr_kd" / "shards" / "x2")
-    # moon's Fig. 4 records values: only the shard of fig4_scale draws it
     moon = {s.name: s.overrides for s in shards.plan("moon2023_clsd", "quick", {}, tmp_path)}
-    assert moon == {"x2": {"scales": [2], "fig4_images": []}, "x3": {"scales": [3], "fig4_images": []}, "x4": {"scales": [4]}}
+    assert moon == {"x2": {"scales": [2]}, "x3": {"scales": [3]}, "x4": {"scales": [4]}}
     assert [s.name for s in shards.plan("lee2021_srgan_kd", "quick", {}, tmp_path)] == ["all"]  # one scale, one shard
     assert [s.name for s in shards.plan("seo_squeezesr_kd", "quick", {}, tmp_path, by=None)] == ["all"]
 
@@ -253,7 +251,8 @@ def test_a_failed_shard_is_named_the_others_kept_and_only_it_runs_again(tmp_path
 
     monkeypatch.setattr(shards, "plan", lambda *a, **k: planned)  # fixed: the same command again
     said = []
-    out = shards.run("seo_squeezesr_kd", "smoke", overrides, tmp_path, jobs=2, log=said.append)
+    parts, done = shards.run("seo_squeezesr_kd", "smoke", overrides, tmp_path, jobs=2, log=said.append)
+    out = merge.merge(tmp_path / "seo_squeezesr_kd", [s.folder for s in parts], reused={Path(s.folder).name for s in done})
     assert any("x2] finished earlier" in m for m in said) and any("x3] started" in m for m in said)
     assert not any("x2] started" in m for m in said)
     merged = {m["folder"]: m for m in provenance(out)["merged_from"]}
