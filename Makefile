@@ -3,8 +3,8 @@
 #   make test        set up (first time), then the whole test suite (smoke notebooks included)
 # Both run in a virtual environment, .venv/, built from requirements/lock.txt: the exact package
 # versions CI tested. It is rebuilt when the lock or pyproject.toml changes.
-# Data and weights need no setting: $SRCORE_DATA / $SRCORE_WEIGHTS when set, else data/ in the
-# checkout, else shared/datasets and shared/weights beside it (srcore.data, srcore.weights).
+# Data and weights: $SRCORE_DATA / $SRCORE_WEIGHTS when set, else data/ and weights/ in the checkout
+# (srcore.data, srcore.pretrained.weights); without data, the smoke profile runs on embedded photos.
 PYTHON ?= python3
 VENV ?= .venv
 LOCK := requirements/lock.txt

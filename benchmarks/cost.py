@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from srcore import config, data, nets  # noqa: E402
-from srcore.checkpoints import make_rrdbnet  # noqa: E402
+from srcore import data, nets
+from srcore.paper import config  # noqa: E402
+from srcore.pretrained.checkpoints import make_rrdbnet  # noqa: E402
 
 PEAK = 989e12      # bf16 dense FLOP/s of an H100 SXM (NVIDIA's datasheet; an H200 has the same compute)
 EFFICIENCY = 0.30  # the share of it convolutional SR training reaches (assumed)
@@ -322,6 +324,29 @@ def quick(paper: str, mpix_s: float, cache: dict) -> dict:
             "note": f"evaluation without {', '.join(absent)} (not in the data root)" if absent else ""}
 
 
+def cpu_smallest(paper: str, batch_probe: int = 2) -> dict:
+    """The quick profile's smallest run that needs no other trained network, timed on this CPU (all its cores):
+    one step of its networks at their real widths (after one untimed), on ``batch_probe`` patches, scaled to the
+    profile's batch; and the minutes its quick steps take at that rate."""
+    P = config.load(paper, "quick")
+    scales = P.get("scales") or [P.get("scale", 4)]
+    runs = [r for r in PAPERS[paper](P, scales)[0]
+            if all(role.mode == "train" for role in r.roles) and not r.name.startswith(("Table 6", "Fig. 3"))]
+    run = min(runs, key=lambda r: sum(role_flops(role, P.batch_size) for role in r.roles))
+    nets_ = [(role, role.make(False)) for role in run.roles]
+    times = []
+    for _ in range(2):
+        tic = time.perf_counter()
+        for role, net in nets_:
+            x = torch.rand(batch_probe, 3, role.side, role.side)
+            for _ in range(role.times):
+                _out_sum(net(x)).backward()
+        times.append(time.perf_counter() - tic)
+    s_step = times[-1] * P.batch_size / batch_probe
+    return {"paper": paper, "cpu_run": run.name, "cpu_steps": run.steps, "cpu_s_per_step": round(s_step, 2),
+            "cpu_min": round(run.steps * s_step / 60)}
+
+
 def paper_profile(paper: str, cache: dict) -> dict:
     """Training hours of the paper profile on one GPU, and on GPUS of them sharded by scale."""
     P = config.load(paper, "paper")
@@ -336,7 +361,8 @@ def paper_profile(paper: str, cache: dict) -> dict:
 
 QUICK_COLUMNS = {"paper": "paper", "steps": "training steps (all runs)", "total_min": "projected minutes on 1 GPU",
                  "compute_min": "of which compute", "overhead_min": "per-step overhead", "eval_min": "evaluation",
-                 "measured": "measured", "note": "note"}
+                 "measured": "measured", "cpu_run": "smallest run (CPU)", "cpu_s_per_step": "its s/step on a CPU",
+                 "cpu_min": "its minutes on a CPU", "note": "note"}
 PAPER_COLUMNS = {"paper": "paper", "steps": "training steps (all runs)", "gpu_h_1": "GPU-hours on 1 GPU",
                  f"h_{GPUS}_gpus": f"hours on {GPUS} GPUs", "overhead_h": "of which per-step overhead (h)",
                  "shards": "shards (--shard scale)"}
@@ -364,18 +390,33 @@ BEGIN, END = "<!-- cost table: written by benchmarks/cost.py from results/cost.c
 
 
 def readme_table(q: pd.DataFrame, p: pd.DataFrame) -> None:
-    """The README's cost table (between BEGIN and END): quick minutes and paper GPU-hours per paper."""
+    """The README's cost table (between BEGIN and END): quick minutes (projected on a GPU, measured, and the smallest
+    run's on a CPU) and paper GPU-hours per paper."""
     from srcore.report import markdown_table
-    both = q.reindex(columns=["paper", "total_min", "measured"]).merge(p[["paper", "gpu_h_1", f"h_{GPUS}_gpus"]],
-                                                                       on="paper")
+    q = q.assign(cpu=[f"{r.cpu_run}: {r.cpu_steps} steps x {r.cpu_s_per_step:g} s = {r.cpu_min:g} min"
+                      if "cpu_run" in q and pd.notna(r.cpu_run) else "" for r in q.itertuples()])
+    both = q.reindex(columns=["paper", "total_min", "measured", "cpu"]).merge(p[["paper", "gpu_h_1", f"h_{GPUS}_gpus"]],
+                                                                              on="paper")
     both = both.rename(columns={"total_min": "quick: minutes on 1 GPU (projected)", "measured": "quick: measured",
+                                "cpu": "quick on a CPU: its smallest run",
                                 "gpu_h_1": "paper: GPU-hours on 1 GPU", f"h_{GPUS}_gpus": f"paper: hours on {GPUS} GPUs"})
     readme = ROOT / "README.md"
     head, _, rest = readme.read_text().partition(BEGIN)
     _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{BEGIN}\n{markdown_table(both)}\nProjections from FLOP counts and a per-step "
-                      f"overhead timed on a CPU ([`results/cost.md`](results/cost.md), `python benchmarks/cost.py`).\n"
-                      f"{END}{tail}")
+    readme.write_text(f"{head}{BEGIN}\n{markdown_table(both)}\nProjections from FLOP counts and a per-step overhead "
+                      f"timed on a CPU; the smallest run that needs no other trained network, timed on "
+                      f"{common_cpu()} ([`results/cost.md`](results/cost.md), `python benchmarks/cost.py`).\n{END}{tail}")
+
+
+def common_cpu() -> str:
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"a {os.cpu_count()}-core {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"a {os.cpu_count()}-core {platform.machine()} CPU"
 
 
 def main(argv=None) -> int:
@@ -397,6 +438,9 @@ def main(argv=None) -> int:
     mpix_s, cache = metrics_s_per_mpix(), {}
     quick_rows = [quick(paper, mpix_s, cache) for paper in args.paper]
     paper_rows = [paper_profile(paper, cache) for paper in args.paper]
+    torch.set_num_threads(os.cpu_count() or 1)  # a CPU run uses them all
+    for row in quick_rows:
+        row.update(cpu_smallest(row["paper"]))
     for row in quick_rows + paper_rows:
         print(row, flush=True)
     if not args.no_write:

@@ -182,7 +182,7 @@ def last_error(log: Path) -> str:
 # --- the profiles ---------------------------------------------------------------------------
 def few_step_overrides(paper: str, steps: int, eval_images: int) -> dict:
     """The quick profile at its widths, with every step count cut to ``steps`` and few evaluation images."""
-    from srcore import config
+    from srcore.paper import config
     p = config.load(paper, "quick")
     over = {}
     for k, v in p.items():
@@ -260,7 +260,7 @@ def save_row(row: dict) -> None:
 
 def hardware() -> str:
     mem = psutil.virtual_memory().total / GB
-    return f"{common.cpu_model()}, {os.cpu_count()} logical CPUs, {mem:.0f} GB RAM, shared with other jobs"
+    return f"{common.cpu_model()}, {os.cpu_count()} logical CPUs, {mem:.0f} GB RAM"
 
 
 def _f(v, fmt=".1f") -> str:
@@ -272,7 +272,7 @@ def _f(v, fmt=".1f") -> str:
 
 def quick_steps(paper: str) -> int:
     """The largest training step count of a paper's quick profile."""
-    from srcore import config
+    from srcore.paper import config
     p = config.load(paper, "quick")
     return max(v for k, v in p.items() if (k.endswith("_steps") or k == "steps") and k != "paper_steps")
 
@@ -292,8 +292,8 @@ def write_page() -> Path:
              f"to {max((r['date'] for r in rows), default='')}, commit {rows[-1]['commit'] if rows else ''}); "
              "every row of `results/footprint.csv` is one run of `python -m srcore.reproduce` for one paper."), "",
              (f"Machine: {rows[-1]['hardware'] if rows else hardware()}. The 1-minute load average during each run is "
-             "in the tables: above 2 means other jobs shared the two cores, so wall times are upper bounds "
-             "(on an idle machine expect them shorter, roughly in proportion)."), ""]
+             "in the tables: above the number of cores means other work shared them, so wall times are upper "
+             "bounds (on an idle machine expect them shorter, roughly in proportion)."), ""]
     if smoke:
         lines += ["## Smoke profile (CPU, tiny widths, the default of `make reproduce` without a GPU)", "",
                   "| paper | wall s (min of runs) | runs | peak memory GB | disk: checkpoints MB | disk: rest MB | load avg | status |",
@@ -420,7 +420,7 @@ def main(argv=None):
                         save_row(run_one(paper, "smoke", i, {}, args))
                         write_page()
                 else:
-                    from srcore.reproduce import parse_override
+                    from srcore.paper.config import parse_override
                     over = {**few_step_overrides(paper, args.steps, args.eval_images), **dict(map(parse_override, args.set))}
                     save_row(run_one(paper, profile, 1, over, args))
                     write_page()

@@ -35,7 +35,7 @@ within 0.1 dB). The halving for the last quarter settles the large rate's noise 
 
 Writes results/learning.csv (network, scale, steps, dataset, psnr, ssim, bicubic_psnr: one row per
 network and set), results/learning_curve.{png,csv} and results/learning.md. Checkpoints go to
-runs/learning/<network>_x<scale>-<key>/ (key: everything that shapes the run, srcore.runs.settings_key),
+runs/learning/<network>_x<scale>-<key>/ (key: everything that shapes the run, srcore.paper.runs.settings_key),
 so an interrupted run resumes where it stopped and a finished one is only evaluated again.
 """
 from __future__ import annotations
@@ -55,7 +55,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from srcore import data, evaluate, nets, report, runs, train
+from srcore import data, evaluate, nets, report, train
+from srcore.paper import runs
 
 RUN_ROOT = common.ROOT / "runs" / "learning"
 CSV_COLUMNS = ["network", "scale", "steps", "dataset", "psnr", "ssim", "bicubic_psnr"]
@@ -135,7 +136,7 @@ def train_network(net: Network, recipe: Recipe, images: dict, curve_pairs: list[
     """Train (or resume, or reload finished) ``net`` with the notebooks' data path and Trainer; Set5 PSNR every ``eval_every``."""
     train_set = data.TrainSet(images, net.scale, hr_patch=recipe.lr_patch * net.scale, small_images="skip")
     sampler = data.PatchSampler(train_set, recipe.batch, seed=recipe.seed)
-    train.seed_everything(recipe.seed)  # initial weights depend on the seed alone (as srcore.runs.Runs.fit)
+    train.seed_everything(recipe.seed)  # initial weights depend on the seed alone (as srcore.paper.runs.Runs.fit)
     model = net.make()
     tic = [time.perf_counter(), 0]
 

@@ -1,6 +1,6 @@
 """Upscale benchmark: what ``python -m srcore.upscale`` costs beyond the network's own forward pass.
 
-    python benchmarks/upscale.py [--sets Set5 Set14] [--scale 2] [--blocks N --feats C] [--repeats 3]
+    python benchmarks/upscale.py [--sets Set5 Set14] [--scale 2] [--blocks N --feats C] [--repeats 3] [--threads T]
 
 The same network (an EDSR with random weights, saved as a checkpoint file) and the same LR images
 (the sets' MATLAB LR images, or srcore's bicubic where the data root has none, written as PNGs)
@@ -38,7 +38,10 @@ def main(argv=None):
     ap.add_argument("--blocks", type=int, default=16 if cuda else 4)
     ap.add_argument("--feats", type=int, default=64 if cuda else 32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads (default: torch's; 1 is much faster for small networks on a busy CPU)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     device = torch.device("cuda" if cuda else "cpu")
     print(common.header("upscale", device))
 
@@ -95,7 +98,7 @@ def main(argv=None):
         rows.append({"what": name, "images": len(lrs), "output_MP": out_mp, "median_s": s["median_s"],
                      "iqr_s": s["iqr_s"], "output_MP_per_s": out_mp / s["median_s"],
                      "ratio_to_bare": s["median_s"] / base, "network": f"EDSR {args.blocks}x{args.feats} x{args.scale}",
-                     "sets": "+".join(args.sets), "repeats": args.repeats})
+                     "sets": "+".join(args.sets), "repeats": args.repeats, "torch_threads": args.threads})
     shutil.rmtree(tmp)
     common.print_table(rows)
     print("ratio_to_bare: seconds over the bare forward's; the parts are measured apart from the command "

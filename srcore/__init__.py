@@ -1,8 +1,18 @@
-"""srcore: the reusable part of the companion to five papers on knowledge distillation for SR.
+"""srcore: the reusable part of a companion to five papers on knowledge distillation for super-resolution.
 
-One module per concern: ``data`` (images, bicubic, datasets), ``metrics`` (PSNR/SSIM
-under the standard protocol), ``perceptual`` (NIQE/PI/LPIPS/FID through pyiqa),
-``weights`` (pretrained files), ``nets``, ``losses``, ``train``, ``report``,
-``config`` (profiles and notebook parameters), ``reproduce`` (batch runner).
+Where things are (lower layers never import higher ones):
+
+* the science, one module per concern: ``resize`` (MATLAB's bicubic), ``data`` (images, sets, the training
+  patches), ``metrics`` (PSNR/SSIM under the standard protocol), ``nets``, ``losses``, ``train`` (one training
+  loop; ``distributed`` for torchrun), ``evaluate`` (SR of whole images and scores), ``perceptual`` (NIQE, PI,
+  LPIPS, FID through pyiqa), ``stats`` (seed noise), ``subjective`` (DMOS), ``report`` (values and results
+  pages), ``folders`` (folders a run writes: locked, replaced whole);
+* ``pretrained/``: weight files in ``$SRCORE_WEIGHTS``, the official releases, checkpoints in public layouts;
+* ``paper/``: one paper's run: its parameters (``config`` and ``profiles/``), its data (``inputs``), its trained
+  runs (``runs``), and what a notebook does around its method (``experiment``);
+* ``runner/``: running many: one notebook headless (``execute``), several at once (``shards``), results/
+  changed only on purpose (``promote``);
+* the commands, ``python -m srcore.<name>``: ``reproduce``, ``download``, ``evaluate``, ``upscale``, ``merge``,
+  ``report``, ``bundle``.
 """
 __version__ = "0.1.0"

@@ -1,9 +1,9 @@
 """One folder that runs one paper on a node without internet: code, wheels, data, weights and ``run.sh``.
 
     pip freeze > node.txt                                        # on the node: what it already has
-    python -m srcore.bundle --paper seo_squeezesr_kd --profile quick --target-packages node.txt --out seo_bundle
-    # copy seo_bundle to the node, then there:
-    seo_bundle/run.sh OUT [-p name=value ...]                   # OUT receives the results, weights and log
+    python -m srcore.bundle --paper PAPER --profile quick --target-packages node.txt --out bundle
+    # copy bundle/ to the node, then there:
+    bundle/run.sh OUT [-p name=value ...]                        # OUT receives the results, weights and log
 
 What the bundle holds:
 
@@ -14,11 +14,11 @@ What the bundle holds:
   is assumed to have only Python, and torch and the rest are bundled too. pyiqa (NIQE and the other
   perceptual metrics) is bundled without its declared dependencies, which a run does not import.
 * the project's tracked **code** (no results/ or tests/);
-* the **data** the run reads under the chosen profile (:func:`srcore.inputs.sets_read`: the training folders
+* the **data** the run reads under the chosen profile (:func:`srcore.paper.inputs.sets_read`: the training folders
   and every set its parameters name, cut by ``train_limit`` / ``eval_limit``, figure images always), with the
   sets' MATLAB LR images where the data root has them;
 * the pretrained **weights** of ``$SRCORE_WEIGHTS`` a run may read (the perceptual metrics' and losses',
-  :data:`srcore.weights.WEIGHTS`, and a released teacher named by ``teacher_weights``); ``--no-weights``
+  :data:`srcore.pretrained.weights.WEIGHTS`, and a released teacher named by ``teacher_weights``); ``--no-weights``
   leaves them out.
 
 ``run.sh`` installs the wheels offline (``pip --no-index --no-deps --target``, so the node's torch is the one
@@ -44,7 +44,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcore import config
+from srcore.paper import config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = PROJECT_ROOT / ".whl"  # ignored by git; one folder per Python version
@@ -88,7 +88,9 @@ def read_targets(path: str | os.PathLike | None) -> dict[str, str | None]:
 
 # --- what a run reads ---------------------------------------------------------------------------
 def _images(folder: Path) -> list[Path]:
-    from srcore.data import list_images  # the notebooks' own listing: same order, same suffixes
+    from srcore.data import (
+        list_images,  # the notebooks' own listing: same order, same suffixes
+    )
     return list_images(folder) if folder.is_dir() else []
 
 
@@ -99,7 +101,7 @@ def data_files(paper: str, P, root: Path) -> dict[str, list[str]]:
     ``eval_limit`` HR images of an evaluation set, every image of a set other parameters name (a pool of
     images to draw from), every ``<set>/<image>`` a figure shows, and the LR files of those images.
     """
-    from srcore.inputs import sets_read
+    from srcore.paper.inputs import sets_read
 
     named = sets_read(paper, P)
     checks = config.checks(paper)
@@ -141,12 +143,12 @@ def data_files(paper: str, P, root: Path) -> dict[str, list[str]]:
 def weight_files(paper: str, P) -> list[Path]:
     """The files of ``$SRCORE_WEIGHTS`` a run may read: every catalogued metric or loss weight found there, and the
     released teacher that ``teacher_weights`` names (where the paper has that parameter and it is not "train")."""
-    from srcore import weights
+    from srcore.pretrained import weights
 
     found = [p for w in weights.WEIGHTS.values() for f in w.files if (p := weights.user_dir() / f.name).is_file()]
     spec = P.get("teacher_weights", "train")
     if spec != "train":
-        from srcore import releases
+        from srcore.pretrained import releases
         for x in P.get("scales") or [P.get("scale", 4)]:
             found.append(releases.resolve(spec, paper=paper, scale=x)[0])
     return list(dict.fromkeys(found))
@@ -503,9 +505,8 @@ def main(argv=None) -> int:
         return 0
     if not args.paper or not args.out:
         ap.error("--paper and --out are required")
-    from srcore.reproduce import parse_override
     try:
-        overrides = dict(parse_override(p) for p in args.param)
+        overrides = dict(config.parse_override(p) for p in args.param)
         if args.rehearse:
             if not args.target_packages:
                 ap.error("--rehearse needs --target-packages (the node's package list)")

@@ -3,9 +3,9 @@
 Images are numpy ``uint8`` arrays, ``(H,W,3)`` RGB or ``(H,W)`` single-channel; tensors
 are float ``(B,3,h,w)`` in ``[0,1]``. The data root is ``$SRCORE_DATA`` (laid out as
 ``benchmark/<Set>/HR``, ``benchmark/<Set>/LR_bicubic/X<s>``, ``train/<Folder>``), else the
-checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), else
-``shared/datasets`` beside the checkout, whatever the current directory (papermill runs
-notebooks from ``notebooks/``): the same rule for make, ``python -m``, benchmarks and JupyterLab.
+checkout's ``data/`` folder (where ``python -m srcore.download`` puts things), whatever the current
+directory (papermill runs notebooks from ``notebooks/``): the same rule for make, ``python -m``,
+benchmarks and JupyterLab.
 
 LR images made by the bicubic (training sets, benchmark sets without LR files) are cached on
 disk under ``$SRCORE_CACHE`` (default ``~/.cache/srcore``), keyed by the HR pixels, the scale and
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from srcore.folders import write_atomic
 from srcore.resize import imresize  # noqa: F401  (public API: srcore.data.imresize)
 
 SCALES = (2, 3, 4)
@@ -57,17 +58,13 @@ def _data_env() -> tuple[str, bool]:
     return env, env.lower() == NO_DATA
 
 
-# The data root when $SRCORE_DATA is not set: the checkout's data/ folder (where python -m srcore.download puts
-# things), else shared/datasets beside the checkout (as for the weights, srcore.weights.DEFAULT_USER_DIR). One rule
-# for make, python -m, the benchmarks and JupyterLab.
+# The data root when $SRCORE_DATA is not set: the checkout's data/ folder, where python -m srcore.download puts
+# things. One rule for make, python -m, the benchmarks and JupyterLab.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
-SIBLING_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def default_data_root() -> Path:
-    """``data/`` in the checkout if it exists, else ``../shared/datasets`` if that exists, else ``data/``."""
-    if not DEFAULT_DATA_ROOT.is_dir() and SIBLING_DATA_ROOT.is_dir():
-        return SIBLING_DATA_ROOT
+    """``data/`` in the checkout."""
     return DEFAULT_DATA_ROOT
 
 
@@ -171,11 +168,8 @@ def _drop_opaque_alpha(path: Path, mode: str, arr: np.ndarray) -> np.ndarray:
 
 def save_image(img: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 image atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(img).save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG")
-    os.replace(tmp, path)
+    kind = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
+    write_atomic(path, lambda tmp: Image.fromarray(img).save(tmp, format=kind))
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:

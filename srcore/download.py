@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from srcore.data import DEFAULT_DATA_ROOT
 
+
 class DownloadError(RuntimeError):
     """A download, checksum or extraction failed; the message names the file and what to do."""
 
@@ -640,24 +641,24 @@ def fetch(names: str | Iterable[str], root: Path, *, base_url: str | None = None
 
 def sets_for_run(paper: str, profile: str) -> dict[str, list[str]]:
     """The data sets a run of ``paper`` under ``profile`` reads, each with the parameters naming it
-    (:func:`srcore.inputs.sets_read`)."""
-    from srcore import config, inputs
+    (:func:`srcore.paper.inputs.sets_read`)."""
+    from srcore.paper import config, inputs
 
     return inputs.sets_read(paper, config.load(paper, profile))
 
 
 # ---------------------------------------------------------------------------------------------
-# Official weights (srcore.releases), and the command line.
+# Official weights (srcore.pretrained.releases), and the command line.
 
 def fetch_release(name: str, dest_dir: Path | None = None, *, base_url: str | None = None,
                   timeout: float = 30, progress: bool = True) -> Path:
-    """Download the official weights ``name`` of :data:`srcore.releases.RELEASES` into ``dest_dir``
-    (default ``$SRCORE_WEIGHTS``, where :func:`srcore.releases.load_teacher` looks), resumably,
+    """Download the official weights ``name`` of :data:`srcore.pretrained.releases.RELEASES` into ``dest_dir``
+    (default ``$SRCORE_WEIGHTS``, where :func:`srcore.pretrained.releases.load_teacher` looks), resumably,
     checking its size and SHA-256 where the catalogue has them. ``base_url`` replaces the host
     (a mirror, or a test server): ``<base_url>/<file>``. A file already there is not fetched again.
     """
-    from srcore.releases import RELEASES
-    from srcore.weights import user_dir
+    from srcore.pretrained.releases import RELEASES
+    from srcore.pretrained.weights import user_dir
 
     if name not in RELEASES:
         raise UnknownDatasetError(f"unknown release {name!r}; known: {', '.join(RELEASES)}")
@@ -673,8 +674,8 @@ def fetch_release(name: str, dest_dir: Path | None = None, *, base_url: str | No
 
 
 def _release_main(argv: list[str]) -> int:
-    from srcore.releases import RELEASES
-    from srcore.weights import user_dir
+    from srcore.pretrained.releases import RELEASES
+    from srcore.pretrained.weights import user_dir
 
     parser = argparse.ArgumentParser(
         prog="python -m srcore.download release",
@@ -718,7 +719,7 @@ def _summary() -> str:
     lines += [f"  {'all':<11} every set above",
               f"  {'benchmark':<11} {', '.join(GROUPS['benchmark'])}",
               "--list shows each source, its packing and the renaming.", "",
-              "python -m srcore.download release <name>: official pretrained weights (srcore.releases)"]
+              "python -m srcore.download release <name>: official pretrained weights (srcore.pretrained.releases)"]
     return "\n".join(lines)
 
 
@@ -781,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name a data set (or all), or give --paper; --list shows the catalogue")
     names, notes = list(args.names), []
     if args.paper:
-        from srcore.config import ParameterError
+        from srcore.paper.config import ParameterError
 
         try:
             named = sets_for_run(args.paper, args.profile)

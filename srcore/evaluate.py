@@ -29,13 +29,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srcore import data
-from srcore.data import Pair, image_to_tensor, imresize, quantize, tensor_to_image, to_rgb
+from srcore.data import (
+    Pair,
+    image_to_tensor,
+    imresize,
+    quantize,
+    tensor_to_image,
+    to_rgb,
+)
+from srcore.folders import write_atomic
 from srcore.metrics import psnr, ssim
 from srcore.nets import count_parameters
 from srcore.train import enable_cudnn_autotune
 
 if TYPE_CHECKING:
-    from srcore.releases import Release
+    from srcore.pretrained.releases import Release
 
 
 TILE_OVERLAP = 32  # LR pixels of context on each side of a tile; tiles differ from whole-image SR only beyond it
@@ -215,7 +223,7 @@ def pick_device(name: str | torch.device | None = None) -> torch.device:
 
 def _locate(spec: str | os.PathLike) -> tuple[Path, Release | None, str]:
     """(file to read, its Release or None, a name for it) of a checkpoint file, release name or run folder."""
-    from srcore import releases
+    from srcore.pretrained import releases
 
     text = str(spec)
     given = Path(text).expanduser()
@@ -245,13 +253,13 @@ def _locate(spec: str | os.PathLike) -> tuple[Path, Release | None, str]:
 
 
 def open_checkpoint(spec: str | os.PathLike, scale: int | None = None) -> Checkpoint:
-    """The SR network of ``spec``: a checkpoint file in any layout of :data:`srcore.checkpoints.LAYOUTS`, a
-    release name of :data:`srcore.releases.RELEASES` (its file in $SRCORE_WEIGHTS) or a srcore run folder.
+    """The SR network of ``spec``: a checkpoint file in any layout of :data:`srcore.pretrained.checkpoints.LAYOUTS`, a
+    release name of :data:`srcore.pretrained.releases.RELEASES` (its file in $SRCORE_WEIGHTS) or a srcore run folder.
 
     ``scale``: the scale the user asked for; another than the network's is refused, naming the network's.
     Every refusal is a :class:`BadInput` naming the file or name and what to do.
     """
-    from srcore import checkpoints, releases
+    from srcore.pretrained import checkpoints, releases
 
     path, release, name = _locate(spec)
     try:
@@ -316,7 +324,7 @@ def _niqe(images: list[np.ndarray], scale: int) -> list[float] | str:
     """NIQE of each image (``scale`` pixels cropped), or the n/a reason (missing weights, an image too small)."""
     from srcore import perceptual
     try:  # not the "paper" profile: missing weights are an n/a with the reason, not a stop
-        return [perceptual.measure("niqe", [img], None, profile="quick", crop_border=scale) for img in images]
+        return [perceptual.measure("niqe", [img], None, strict=False, crop_border=scale) for img in images]
     except perceptual.MetricUnavailable as e:
         return e.reason
     except ValueError as e:
@@ -396,19 +404,8 @@ def score_table(df: pd.DataFrame) -> str:
     return markdown_table(shown)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, same folder: the rename is atomic
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
-    from srcore.releases import RELEASES
+    from srcore.pretrained.releases import RELEASES
 
     ap = argparse.ArgumentParser(
         prog="python -m srcore.evaluate",
@@ -420,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                "The same table from Python: srcore.evaluate.score(checkpoint, scale, sets).")
     ap.add_argument("checkpoint", metavar="CHECKPOINT",
                     help="a checkpoint file (EDSR, EDSR-baseline, RRDBNet/ESRGAN, SRGAN/SRResNet in any layout "
-                         f"srcore.checkpoints recognises, or srcore's own), a release name ({', '.join(RELEASES)}; "
+                         f"srcore.pretrained.checkpoints recognises, or srcore's own), a release name ({', '.join(RELEASES)}; "
                          f"its file in $SRCORE_WEIGHTS), or a srcore run folder (holding last.pt)")
     ap.add_argument("--scale", type=int, required=True, choices=data.SCALES, help="the scale to score")
     ap.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=data.BENCHMARKS, metavar="SET",
@@ -432,8 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, metavar="FILE", help="also write the table, full precision, to FILE")
     ap.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
     ap.add_argument("--data-root", type=Path, metavar="DIR",
-                    help="folder holding benchmark/<set>/HR (default: $SRCORE_DATA, else data/ in the checkout, "
-                         "else shared/datasets beside it)")
+                    help="folder holding benchmark/<set>/HR (default: $SRCORE_DATA, else data/ in the checkout)")
     args = ap.parse_args(argv)
     try:
         device = pick_device(args.device)
@@ -451,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     print(score_table(df), end="")
     if args.csv:
         try:
-            _write_atomic(args.csv, df.to_csv(index=False))
+            csv_text = df.to_csv(index=False)
+            write_atomic(args.csv, lambda tmp: tmp.write_text(csv_text))
         except OSError as e:
             print(f"error: cannot write --csv {args.csv} ({e}); the table above is complete", file=sys.stderr)
             return 1

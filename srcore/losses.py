@@ -237,10 +237,10 @@ VGG19_LAYERS = {"relu2_2": 9, "relu5_4": 36}  # SRGAN's VGG22 and VGG54
 
 def vgg19_features(layer: str = "relu5_4") -> nn.Module:
     """torchvision's VGG19 ``features`` up to ``layer``, with the ImageNet weights found by
-    ``srcore.weights.require("vgg19")``; raises ``WeightsUnavailable`` (never random weights)."""
+    ``srcore.pretrained.weights.require("vgg19")``; raises ``WeightsUnavailable`` (never random weights)."""
     import torchvision
 
-    from srcore import weights
+    from srcore.pretrained import weights
 
     if layer not in VGG19_LAYERS:
         raise ValueError(f"unknown VGG19 layer {layer!r}; known: {sorted(VGG19_LAYERS)}")
@@ -346,10 +346,10 @@ def srgan_generator_loss(sr, hr, content: nn.Module, *, fake_logits=None, adv_we
 def vgg19_conv5_4_features() -> nn.Module:
     """VGG19 ``features`` up to conv5_4, before its ReLU (ESRGAN's choice): SRGAN's relu5_4 stack minus its ReLU.
 
-    Loaded through :func:`vgg19_features` (``srcore.weights.require("vgg19")``): raises
+    Loaded through :func:`vgg19_features` (``srcore.pretrained.weights.require("vgg19")``): raises
     ``WeightsUnavailable`` when the ImageNet weights are missing, never builds a random VGG.
     """
-    from srcore import weights
+    from srcore.pretrained import weights
 
     weights.require("vgg19")  # refuse before importing torchvision when the weights are missing
     stack = vgg19_features("relu5_4")
@@ -384,7 +384,7 @@ def esrgan_perceptual_loss(kind: str, *, profile: str) -> tuple[nn.Module, str]:
     substitute), or ``"auto"``: vgg where the weights are, else the substitute, except in the
     ``paper`` profile, which never trains with a substitute and raises instead.
     """
-    from srcore import weights
+    from srcore.pretrained import weights
 
     if kind not in ("auto", *PERCEPTUAL_LOSSES):
         raise ValueError(f"unknown perceptual loss {kind!r}; known: auto, {', '.join(PERCEPTUAL_LOSSES)}")

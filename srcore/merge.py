@@ -1,7 +1,7 @@
 """Merge run folders into one: the shards of a run, runs of one paper made apart (per scale, per seed) and results/.
 
     python -m srcore.merge OUT_RUN DIR [DIR ...]
-    python -m srcore.merge results/moon2023_clsd results/moon2023_clsd back_x2/ back_x3/ back_x4/
+    python -m srcore.merge results/PAPER results/PAPER back_x2/ back_x3/ back_x4/
 
 Each DIR is a run folder (values.csv, provenance.json, tables/, figures/), a bundle's OUT folder
 holding ``<paper>_results.tar.gz``, or that archive itself. OUT_RUN may be one of them (the inputs
@@ -42,10 +42,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from srcore import promote, report
-from srcore.shards import SHARDS
-from srcore import seeds as seeds_mod
-
+from srcore import folders, report, stats
+from srcore.runner import promote
+from srcore.runner.shards import SHARDS
 
 
 class MergeConflict(ValueError):
@@ -151,7 +150,7 @@ def pool_seeds(cands: list[tuple[Source, pd.Series]], per_seed: list[pd.DataFram
     by_seed = {int(r.seed): {"reproduced": float(r.reproduced), "steps": r.steps, "note": r.note,
                              "train_set": rows[0]["train_set"]} for p in per_seed for r in p.itertuples()}
     row = rows[0].copy()
-    row.update(pd.Series(seeds_mod.combine(by_seed)))
+    row.update(pd.Series(stats.combine(by_seed)))
     row["delta"] = row["reproduced"] - float(row["published"]) if str(row["published"]) not in ("", "nan") else float("nan")
     return row
 
@@ -281,7 +280,8 @@ def merge(out_run: str | os.PathLike, inputs: list, *, reused=(), log=print) -> 
     Raises :class:`MergeConflict` (nothing written) when two folders disagree on a value, a paper or a profile.
     """
     out_run = Path(out_run)
-    with tempfile.TemporaryDirectory(prefix="srcore-merge-") as scratch:
+    with folders.hold(out_run, "merging run folders into it", wait=True), \
+            tempfile.TemporaryDirectory(prefix="srcore-merge-") as scratch:
         sources = [open_source(p, Path(scratch)) for p in inputs]
         for key in ("paper", "profile"):
             found = {s.provenance.get(key) for s in sources}
@@ -291,14 +291,14 @@ def merge(out_run: str | os.PathLike, inputs: list, *, reused=(), log=print) -> 
         paper, profile = sources[0].provenance["paper"], sources[0].provenance["profile"]
         values, per_seed, taken = merge_values(sources)
         provenance = merge_provenance(sources, taken, set(reused))
-        promote.recover(out_run)
-        stage = promote.partial_dir(out_run)
+        folders.recover(out_run)
+        stage = folders.partial_dir(out_run)
         stage.mkdir(parents=True)
         figures = merge_files(sources, stage, paper)
         report.write_run(stage, paper, profile, values, per_seed, provenance, figures)
         if (out_run / SHARDS).is_dir():  # a sharded run keeps its shards (hard links: nothing is copied)
             shutil.copytree(out_run / SHARDS, stage / SHARDS, copy_function=os.link)
-    promote.replace_folder(stage, out_run)
+        folders.replace_folder(stage, out_run)
     log(f"merged {len(sources)} folders into {out_run}: " + ", ".join(f"{k} {v} rows" for k, v in taken.items()))
     if out_run.parent.resolve() == (report.PROJECT_ROOT / "results").resolve():
         report.write_summary(out_run.parent)

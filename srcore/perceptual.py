@@ -1,15 +1,14 @@
 """Perceptual metrics (NIQE, PI, LPIPS, FID) through pyiqa, never with random weights.
 
-Each metric needs pretrained files (see :mod:`srcore.weights`). When they are present they
+Each metric needs pretrained files (see :mod:`srcore.pretrained.weights`). When they are present they
 are installed into pyiqa's / torchvision's cache and pyiqa loads them from there; when they
 are not, :func:`measure` raises :class:`MetricUnavailable` (its ``reason`` is the standard
-"n/a" text), which :meth:`srcore.report.Results.try_record` turns into the n/a row; in the
-paper profile it raises a plain :class:`~srcore.weights.WeightsUnavailable`, which nothing
-catches: a paper run fails. pyiqa is never allowed to download: the metric is built with its
+"n/a" text), which :meth:`srcore.paper.experiment.Experiment.measure` turns into the n/a row's reason;
+with ``strict`` (the paper profile) it raises a plain :class:`~srcore.pretrained.weights.WeightsUnavailable`,
+which nothing catches: a paper run fails. pyiqa is never allowed to download: the metric is built with its
 download functions replaced by one that raises.
 
-    res.try_record("Table 4", "Set14", 4, "SRGAN", "NIQE",
-                   lambda: measure("niqe", sr_images, None, profile="quick", crop_border=4))
+    value = measure("niqe", sr_images, None, strict=False, crop_border=4)
 """
 from __future__ import annotations
 
@@ -22,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from srcore import weights
-from srcore.config import PROFILES
 from srcore.data import image_to_tensor, to_rgb
+from srcore.pretrained import weights
+from srcore.pretrained.weights import WeightsUnavailable
 from srcore.train import default_device  # only "paper" insists on every number
-from srcore.weights import WeightsUnavailable
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class PerceptualMetric:
     lower_better: bool
     full_reference: bool        # needs the HR image of each SR image
     set_level: bool             # one score for the SR set against the HR set (not a mean)
-    needs: tuple[str, ...]      # keys of srcore.weights.WEIGHTS
+    needs: tuple[str, ...]      # keys of srcore.pretrained.weights.WEIGHTS
     options: dict = field(default_factory=dict)  # pyiqa options differing from its defaults
     min_side: int = 1           # smallest image side (after crop_border) the metric is defined for
     note: str = ""
@@ -153,7 +151,7 @@ def _fid(metric, sr: list[np.ndarray], hr: list[np.ndarray]) -> float:
 
 
 def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray] | None, *,
-            profile: str, crop_border: int = 0) -> float:
+            strict: bool, crop_border: int = 0) -> float:
     """Mean `metric` over `sr_images` (for FID: the score of the SR set against the HR set).
 
     Images are uint8 RGB (H,W,3) in [0,255]; (H,W) grayscale is repeated to 3 channels.
@@ -161,13 +159,11 @@ def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray
     by the usual SR convention). `hr_images` pairs with `sr_images` for full-reference
     metrics and is ignored otherwise.
 
-    Without the pretrained files: raises WeightsUnavailable when `profile` is "paper",
-    otherwise :class:`MetricUnavailable` whose ``reason`` is :func:`srcore.weights.unavailable_reason`'s
-    "n/a: weights unavailable (<file>)" (``Results.try_record`` records it as the n/a row).
+    Without the pretrained files: raises WeightsUnavailable when ``strict`` (the paper profile: a number the
+    paper reports must not go missing quietly), otherwise :class:`MetricUnavailable` whose ``reason`` is :func:`srcore.pretrained.weights.unavailable_reason`'s
+    "n/a: weights unavailable (<file>)".
     """
     m = _metric(metric)
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     if not sr_images:
         raise ValueError(f"{metric}: no images")
     sr = [_as_rgb(x, crop_border) for x in sr_images]
@@ -184,7 +180,7 @@ def measure(metric: str, sr_images: list[np.ndarray], hr_images: list[np.ndarray
 
     absent = [w for w in m.needs if not weights.available(w)]
     if absent:
-        if profile == "paper":
+        if strict:
             reasons = []
             for w in absent:
                 try:

@@ -11,6 +11,7 @@ finishes, so a failed run leaves the previous results untouched and nothing half
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from srcore import promote, seeds
+from srcore import folders, stats
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["paper", "table", "dataset", "scale", "method", "metric"]
@@ -52,11 +53,23 @@ def published(paper: str | None = None) -> pd.DataFrame:
     return df
 
 
+def published_wide(paper: str, index: list[str], *, tables=None, sort: bool = True) -> pd.DataFrame:
+    """``paper``'s published values as numbers (what a claims check recomputes from), one column per method,
+    indexed by ``index`` (e.g. ``["dataset", "scale"]``; ``scale`` as a number), of ``tables`` (default all)."""
+    pub = published(paper)
+    if tables is not None:
+        pub = pub[pub.table.isin(list(tables))]
+    pub = pub.assign(v=pd.to_numeric(pub.value, errors="coerce"))
+    if "scale" in index:
+        pub = pub.assign(scale=pd.to_numeric(pub.scale, errors="coerce").astype("Int64"))
+    return pub.pivot_table(index=list(index), columns="method", values="v", sort=sort)
+
+
 def output_dir(paper: str, profile: str, out_dir: str | os.PathLike | None = None) -> Path:
     """Where a run writes: ``out_dir`` if given, else ``runs/<profile>/<paper>``.
 
     No run writes into results/ itself: ``python -m srcore.reproduce`` promotes a finished run
-    there only when it is at least as complete as what results/ holds (:mod:`srcore.promote`).
+    there only when it is at least as complete as what results/ holds (:mod:`srcore.runner.promote`).
     """
     if out_dir is not None:
         return Path(out_dir)
@@ -121,11 +134,11 @@ def _roots() -> list[tuple[str, str]]:
     """This machine's folders a written file may mention, each with how a reader names it, longest first."""
     import tempfile
 
-    from srcore import data, weights
+    from srcore import data
+    from srcore.pretrained import weights
     env = os.environ.get("SRCORE_DATA", "")
     named = [(PROJECT_ROOT, "."), (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~"),
-             (weights.user_dir(), "$SRCORE_WEIGHTS"), (data.DEFAULT_DATA_ROOT, "$SRCORE_DATA"),
-             (data.SIBLING_DATA_ROOT, "$SRCORE_DATA")]
+             (weights.user_dir(), "$SRCORE_WEIGHTS"), (data.DEFAULT_DATA_ROOT, "$SRCORE_DATA")]
     if env and env.lower() != data.NO_DATA:
         named.append((Path(env), "$SRCORE_DATA"))
     if data.cache_dir() is not None:
@@ -149,10 +162,7 @@ def portable(text: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    folders.write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -219,10 +229,13 @@ class Results:
     def __post_init__(self):
         from srcore.distributed import is_main_process
         self.out_dir = Path(self.out_dir)
-        self.stage = promote.partial_dir(self.out_dir)
+        self.stage = folders.partial_dir(self.out_dir)
         self.writes = is_main_process()
+        self._held = contextlib.ExitStack()  # the output folder, held from here until write() has replaced it
         if self.writes:
-            promote.recover(self.out_dir)  # a killed run's leftovers: its .partial goes, an interrupted swap is settled
+            self._held.enter_context(folders.hold(self.out_dir, f"{self.paper} {self.profile} run",
+                                                  way_out="wait for it to finish, or write elsewhere (out_dir)"))
+            folders.recover(self.out_dir)  # a killed run's leftovers: its .partial goes, an interrupted swap is settled
         self._rows: dict[tuple, dict] = {}
         self._seeded: dict[tuple, dict] = {}  # key -> {seed: {"reproduced", "steps", "note", "train_set"}}
         self.figures: list[str] = []  # names of add_figure's figures, shown on the results page
@@ -253,21 +266,7 @@ class Results:
             self._rows[key] = row
             return
         self._seeded.setdefault(key, {})[int(seed)] = row
-        self._rows[key] = seeds.combine(self._seeded[key])
-
-    def try_record(self, table, dataset, scale, method, metric, compute, **kw) -> float | None:
-        """``record`` the value of ``compute()``; a :class:`srcore.perceptual.MetricUnavailable` becomes the n/a row.
-
-        Returns the value, or None when the metric could not be computed (its reason is the row's status).
-        """
-        from srcore.perceptual import MetricUnavailable
-        try:
-            value = compute()
-        except MetricUnavailable as e:
-            self.na(table, dataset, scale, method, metric, e.reason)
-            return None
-        self.record(table, dataset, scale, method, metric, value, **kw)
-        return value
+        self._rows[key] = stats.combine(self._seeded[key])
 
     def status(self, table, dataset, scale, method, metric) -> str | None:
         """The status recorded for a key so far ("reproduced", "n/a: ..."), None if nothing was recorded."""
@@ -333,8 +332,10 @@ class Results:
         self.provenance["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if not self.writes:
             return self.out_dir
-        write_run(self.stage, self.paper, self.profile, self.values(), self.per_seed(), self.provenance, self.figures)
-        return promote.replace_folder(self.stage, self.out_dir)
+        with self._held:
+            write_run(self.stage, self.paper, self.profile, self.values(), self.per_seed(), self.provenance,
+                      self.figures)
+            return folders.replace_folder(self.stage, self.out_dir)
 
 
 def assemble_values(paper: str, profile: str, commit: str, rows: dict[tuple, dict]) -> pd.DataFrame:
@@ -478,14 +479,19 @@ def value_kinds(values: pd.DataFrame) -> dict[str, int]:
 
 
 def _trained_line(rows: pd.DataFrame) -> list[str]:
-    """One line under a published table naming its trained values (method and steps); none when nothing was trained."""
+    """One line under a published table naming its trained values: per method, the steps and the gap to the
+    published values (ours minus published: mean, range, cells); none when nothing was trained."""
     steps = pd.to_numeric(rows["steps"], errors="coerce")
     trained = rows[(rows["status"] == "reproduced") & (steps > 0)]
     if trained.empty:
         return []
-    what = [f"{m} ({', '.join(sorted({str(int(float(v))) for v in g['steps']}))} steps)"
-            for m, g in trained.groupby("method", sort=False)]
-    return [f"Trained in this run: {', '.join(what)}; every other number here needs no training."]
+    what = []
+    for m, g in trained.groupby("method", sort=False):
+        delta = pd.to_numeric(g["delta"], errors="coerce").dropna()
+        gap = (f"; ours minus published: mean {delta.mean():+.2f}, from {delta.min():+.2f} to {delta.max():+.2f} over "
+               f"{len(delta)} values" if len(delta) else "")
+        what.append(f"{m} ({', '.join(sorted({str(int(float(v))) for v in g['steps']}))} steps{gap})")
+    return [f"Trained in this run: {'; '.join(what)}. Every other number here needs no training."]
 
 
 def results_page(folder: Path, figures=()) -> str:
@@ -502,7 +508,7 @@ def results_page(folder: Path, figures=()) -> str:
              "## What was run", "",
              f"* profile **{prov.get('profile')}** on {prov.get('device', 'unknown device')}, commit `{prov.get('commit')}`, "
              f"{prov.get('started', '')} to {prov.get('finished', '')}",
-             f"* training data: " + (f"{data['train_set']} ({data['train_images']} images)" if data.get("train_images")
+             "* training data: " + (f"{data['train_set']} ({data['train_images']} images)" if data.get("train_images")
                                      else "none (this run trained nothing)") + "; "
              f"evaluation images: {', '.join(f'{k} {v}' for k, v in data.get('eval_images', {}).items()) or 'none'}"]
     seeds = (prov.get("parameters") or {}).get("seeds")
@@ -596,16 +602,17 @@ def rewrite_run(folder: str | os.PathLike) -> Path:
     seeds_csv = folder / "values_per_seed.csv"
     per_seed = pd.read_csv(seeds_csv, dtype={"scale": str}, keep_default_na=False) if seeds_csv.is_file() \
         else pd.DataFrame(columns=SEED_COLUMNS)
-    stage = promote.partial_dir(folder)
-    promote.recover(folder)
-    shutil.copytree(folder, stage)
-    for f in [*stage.glob("tables/*"), *stage.glob("figures/*.csv")]:
-        if f.suffix in (".csv", ".md"):
-            f.write_text(portable(f.read_text()))
-    figures = sorted(p.stem for p in (stage / "figures").glob("*.png"))
-    write_run(stage, prov.get("paper", folder.name), prov.get("profile", ""), read_values(folder / "values.csv"),
-              per_seed, prov, figures)
-    return promote.replace_folder(stage, folder)
+    stage = folders.partial_dir(folder)
+    with folders.hold(folder, "rewriting its pages", wait=True):
+        folders.recover(folder)
+        shutil.copytree(folder, stage)
+        for f in [*stage.glob("tables/*"), *stage.glob("figures/*.csv")]:
+            if f.suffix in (".csv", ".md"):
+                f.write_text(portable(f.read_text()))
+        figures = sorted(p.stem for p in (stage / "figures").glob("*.png"))
+        write_run(stage, prov.get("paper", folder.name), prov.get("profile", ""), read_values(folder / "values.csv"),
+                  per_seed, prov, figures)
+        return folders.replace_folder(stage, folder)
 
 
 def rewrite_pages(results_root: str | os.PathLike | None = None) -> list[Path]:
@@ -628,7 +635,7 @@ def main(argv=None) -> int:
         "paper's README.md and published tables in today's form, and the folder's README.md (one row per paper). "
         "The numbers are not touched. Nothing is written unless a folder is named."))
     ap.add_argument("folder", type=Path, help="a results folder holding <paper>/values.csv folders (e.g. results), "
-                                               "or one run folder (e.g. runs/quick/seo_squeezesr_kd)")
+                                               "or one run folder (e.g. runs/quick/PAPER)")
     args = ap.parse_args(argv)
     if (args.folder / "values.csv").is_file():
         print(rewrite_run(args.folder) / "README.md")

@@ -1,8 +1,8 @@
 """Batch runner: execute the paper notebooks headless with papermill.
 
     python -m srcore.reproduce                       # every paper, default profile
-    python -m srcore.reproduce --paper seo_squeezesr_kd --profile quick -p teacher_steps=2000
-    python -m srcore.reproduce --paper moon2023_clsd --profile quick --shard scale --gpus 0,1,2   # srcore.shards
+    python -m srcore.reproduce --paper PAPER --profile quick -p "eval_limit={Urban100: 10}"
+    python -m srcore.reproduce --paper PAPER --profile quick --shard scale --gpus 0,1,2   # srcore.runner.shards
 
 The default profile is ``quick`` where CUDA is available and ``smoke`` elsewhere, so the
 command runs anywhere. Parameters come from ``srcore/profiles/<profile>.yaml``; ``-p``
@@ -19,11 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-from srcore import config, merge, promote, report, shards
-from srcore.execute import execute, papers
+from srcore import folders, merge, report
+from srcore.paper import config
 from srcore.report import PROJECT_ROOT, output_dir
+from srcore.runner import promote, shards
+from srcore.runner.execute import execute, papers
 
 RESULTS = PROJECT_ROOT / "results"
+WAY_OUT = "wait for it to finish, or give --out-root (or another profile) to run beside it"
 
 MEANING = {
     "smoke": "smoke numbers only check the plumbing: networks trained for a few steps on a few images score "
@@ -38,15 +41,6 @@ MEANING = {
 def default_profile() -> str:
     import torch
     return "quick" if torch.cuda.is_available() else "smoke"
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """'name=value', the value read by :func:`srcore.config.parse_value` (as in the profile files):
-    '3' -> 3, '2e-4' -> 0.0002, '[2, 4]' -> list, '{Urban100: 12}' -> dict, 'true' -> True."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise config.ParameterError(f"-p expects name=value, got {text!r}")
-    return name.strip(), config.parse_value(raw)
 
 
 def executed_path(paper: str, profile: str, out_root: Path | None = None) -> Path:
@@ -66,10 +60,12 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
     results = output_dir(paper, profile, out_dir)
     log(f"[{paper}] profile={profile} -> executed notebook: {executed}")
     tic = time.perf_counter()
-    try:
-        execute(paper, params, executed)
-    finally:
-        promote.recover(results)  # a failed run leaves no .partial beside its folder
+    what = f"{paper} {profile} run"  # a second run of the same paper and profile stops here, naming this one
+    with folders.hold(executed, what, way_out=WAY_OUT), folders.hold(results, what, way_out=WAY_OUT):
+        try:
+            execute(paper, params, executed)  # the notebook's kernel holds the same folder again (srcore.folders)
+        finally:
+            folders.recover(results)  # a failed run leaves no .partial beside its folder
     log(f"[{paper}] done in {time.perf_counter() - tic:.0f} s -> run folder: {results}")
     return results
 
@@ -77,7 +73,8 @@ def run(paper: str, profile: str, overrides: dict, out_root: Path | None = None,
 def missing_data(paper: str, P, fetch: bool = False) -> str:
     """Why the run of ``paper`` with ``P`` cannot find its data ("" when it can, or when it runs on the embedded
     photos); with ``fetch``, the sets its data root lacks are downloaded first (:mod:`srcore.download`)."""
-    from srcore import data, download, inputs
+    from srcore import data, download
+    from srcore.paper import inputs
 
     named = inputs.sets_read(paper, P)
     train = [s for s, params in named.items() if "train_sets" in params]
@@ -135,7 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--promote-anyway", action="store_true",
                     help="promote quick/paper runs into results/ even when they are less complete than what is "
                          "there (what is lost is listed first)")
-    scale = ap.add_argument_group("several GPUs, processes or cluster jobs (srcore.shards)")
+    scale = ap.add_argument_group("several GPUs, processes or cluster jobs (srcore.runner.shards)")
     scale.add_argument("--shard", choices=["scale"], help="one notebook execution per scale, in parallel, merged into "
                        "one run folder (runs/<profile>/<paper>/shards/x<scale>/, then runs/<profile>/<paper>/)")
     scale.add_argument("--executor", choices=shards.EXECUTORS, default="local",
@@ -165,7 +162,7 @@ def main(argv=None) -> int:
         unknown = [p for p in chosen if p not in papers()]
         if unknown:
             raise config.ParameterError(f"no notebook for {unknown}; papers: {', '.join(papers())}")
-        overrides = dict(parse_override(p) for p in args.param)
+        overrides = dict(config.parse_override(p) for p in args.param)
         checked = {paper: config.load(paper, profile, **overrides) for paper in chosen}
     except config.ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -184,7 +181,7 @@ def main(argv=None) -> int:
 
     if args.out_root is None:
         for paper in papers():  # a promotion killed half-way is settled before anything runs
-            promote.recover(RESULTS / paper)
+            folders.recover(RESULTS / paper)
     outcome: dict[str, dict] = {}
     root = args.out_root or PROJECT_ROOT / "runs" / profile
     for paper in chosen:

@@ -66,6 +66,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srcore import distributed
+from srcore.folders import write_atomic
 
 # Where a step function's ``with t.autocast():`` computes in bf16 (TrainConfig.autocast; the profiles' ``autocast``):
 AUTOCAST = {
@@ -159,9 +160,7 @@ def enable_cudnn_autotune(device: torch.device) -> None:
 # --- checkpoint files ----------------------------------------------------------------------
 def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file, then rename: a kill never leaves a half-written checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def rng_state() -> dict:

@@ -3,7 +3,7 @@
     python -m srcore.upscale CHECKPOINT INPUT OUTPUT [--scale S] [--tile N] [--device D]
 
 CHECKPOINT is what ``python -m srcore.evaluate`` takes (a file in any layout of
-:data:`srcore.checkpoints.LAYOUTS`, a release name, a srcore run folder). INPUT is an image or a
+:data:`srcore.pretrained.checkpoints.LAYOUTS`, a release name, a srcore run folder). INPUT is an image or a
 folder of images; OUTPUT a folder (``<stem>.png`` per input) or, for one image, a ``.png`` path.
 
 * Large images are super-resolved in tiles (:func:`srcore.evaluate.super_resolve`), each with
@@ -31,7 +31,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srcore import data
-from srcore.evaluate import TILE_OVERLAP, BadInput, open_checkpoint, pick_device, super_resolve
+from srcore.evaluate import (
+    TILE_OVERLAP,
+    BadInput,
+    open_checkpoint,
+    pick_device,
+    super_resolve,
+)
+from srcore.folders import write_atomic
 from srcore.resize import imresize
 
 # LR tile side on a CPU for images larger than it: running out of host memory cannot be caught and
@@ -160,14 +167,7 @@ def check_images(paths: list[Path]) -> None:
 
 def write_png(img: np.ndarray, path: Path) -> None:
     """Write a uint8 (H,W,3|4) image as PNG atomically: a temporary file beside it, renamed; removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, same folder: the rename is atomic
-    try:
-        Image.fromarray(img).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                "refused: convert them to 8 bits per channel first. Every image and the checkpoint are checked "
                "before anything is written, and each PNG appears whole or not at all.")
     ap.add_argument("checkpoint", metavar="CHECKPOINT",
-                    help="a checkpoint file (any layout srcore.checkpoints recognises), a release name, or a "
+                    help="a checkpoint file (any layout srcore.pretrained.checkpoints recognises), a release name, or a "
                          "srcore run folder (holding last.pt), as for python -m srcore.evaluate")
     ap.add_argument("input", metavar="INPUT", type=Path, help="an image, or a folder of images (not recursive)")
     ap.add_argument("output", metavar="OUTPUT", type=Path,

@@ -6,17 +6,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_datasets() -> Path | None:
-    """The benchmark/training images: $SRCORE_DATA, else ../shared/datasets beside the checkout."""
-    for cand in (os.environ.get("SRCORE_DATA"), ROOT.parent / "shared" / "datasets"):
-        if cand and (Path(cand) / "benchmark").is_dir():
-            return Path(cand)
-    return None
+def find_data_root() -> Path | None:
+    """The benchmark/training images: $SRCORE_DATA, else data/ in the checkout (as for any run)."""
+    from srcore import data
+    root = Path(os.environ.get("SRCORE_DATA") or data.default_data_root())
+    return root if (root / "benchmark").is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = shared_datasets()
+    root = find_data_root()
     if root is None:
         pytest.skip("no dataset root: set SRCORE_DATA to a folder with benchmark/ and train/")
     return root
@@ -47,14 +46,34 @@ def read_values(out: Path):
 
 
 def execute(paper: str, out_dir: Path, **parameters) -> Path:
-    """Run ``paper``'s notebook with papermill into ``out_dir`` (checkpoints beside it); returns ``out_dir``."""
-    import papermill as pm
-    from srcore import execute
+    """Run ``paper``'s notebook into ``out_dir`` (checkpoints beside it) as the runner does (srcore.runner.execute:
+    this checkout's srcore, whatever ran before); returns ``out_dir``."""
+    from srcore.runner import execute
 
-    pm.execute_notebook(str(execute.NOTEBOOKS / f"{paper}.ipynb"), str(out_dir.parent / f"{out_dir.name}.ipynb"),
-                        parameters={"out_dir": str(out_dir), **parameters}, kernel_name="python3", progress_bar=False,
-                        cwd=str(execute.NOTEBOOKS))
+    execute.execute(paper, {"out_dir": str(out_dir), **parameters}, out_dir.parent / f"{out_dir.name}.ipynb")
     return out_dir
+
+
+def no_data_smoke(paper: str, tmp_path: Path, monkeypatch, **parameters):
+    """The paper's smoke path with no data anywhere (scikit-image's photos), checked for what every paper owes; its
+    values.csv. Each paper's test file adds what is its own."""
+    import re
+
+    from srcore import data, report
+    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)  # as on a machine with no data anywhere
+    out = execute(paper, tmp_path / "res", **parameters)
+    v = read_values(out)
+    keys = ["table", "dataset", "scale", "method", "metric"]
+    assert set(map(tuple, report.published(paper)[keys].values)) <= set(map(tuple, v[keys].values))
+    assert v.status.str.match(r"^(reproduced|n/a: .+)$").all()
+    embedded = v[v.dataset == "embedded"]
+    assert len(embedded) and embedded.reproduced.notna().all()
+    assert provenance(out)["data"]["train_set"].startswith("embedded")
+    # honest text: what was not measured says so, never nan or a wrong reason
+    claims = (out / "tables" / "claims.md").read_text()
+    assert "not measured (no data)" in claims and not re.search(r"\bnan\b", claims) and "methods left out" not in claims
+    assert "benchmark data not found" in (out / "README.md").read_text()
+    return v
 
 
 def provenance(out: Path) -> dict:
@@ -63,15 +82,9 @@ def provenance(out: Path) -> dict:
 
 
 def run_paper_notebook(paper: str, out: Path, **parameters):
-    """A paper's notebook through papermill into ``out`` (checkpoints beside it); its values.csv and provenance."""
-    import json
-
-    import papermill as pm
-
-    from srcore import execute
-    pm.execute_notebook(str(execute.NOTEBOOKS / f"{paper}.ipynb"), str(out.parent / f"{out.name}.ipynb"),
-                        parameters={"out_dir": str(out), **parameters}, kernel_name="python3", progress_bar=False)
-    return read_values(out), json.loads((out / "provenance.json").read_text())
+    """A paper's notebook into ``out`` (checkpoints beside it), as the runner runs it; its values.csv and provenance."""
+    execute(paper, out, **parameters)
+    return read_values(out), provenance(out)
 
 
 def check_seeds(paper: str, tmp_path: Path, **parameters) -> tuple:

@@ -8,10 +8,11 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import check_seeds, read_values, run_paper_notebook
 from torch import nn
 
-from srcore import losses, nets, weights
-from conftest import check_seeds, read_values, run_paper_notebook
+from srcore import losses, nets
+from srcore.pretrained import weights
 
 PAPER = "baek2024_esrgan_prune_kd"
 sp = lambda x: math.log1p(math.exp(x))  # softplus: BCE-with-logits of logit z against "real" is sp(-z), against "fake" sp(z)

@@ -9,8 +9,8 @@ outputs, swings with small pixel changes: it is held to finiteness and a loose b
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import read_values
+
 from srcore import reproduce
 
 TOLERANCE = {"PSNR": 0.1, "SSIM": 0.01}  # absolute (dB, SSIM units); "PSNR crop ..." as PSNR

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from srcore import bundle, config
+from srcore import bundle
+from srcore.paper import config
 
 EXAMPLE_NODE = Path(bundle.PROJECT_ROOT) / "docs" / "examples" / "node-packages-pytorch-2.11-cuda.txt"
 

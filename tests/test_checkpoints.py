@@ -1,4 +1,4 @@
-"""srcore.checkpoints: official layouts load into srcore's networks and give the official outputs.
+"""srcore.pretrained.checkpoints: official layouts load into srcore's networks and give the official outputs.
 
 The fixtures (../shared/fixtures/official_weights, see its README.md) are small random-weight
 networks saved by the official code in each release layout, with the official forward's
@@ -12,8 +12,9 @@ import torch
 from conftest import ROOT
 from torch import nn
 
-from srcore import checkpoints, nets, train
-from srcore.checkpoints import UnsupportedCheckpoint, from_checkpoint
+from srcore import nets, train
+from srcore.pretrained import checkpoints
+from srcore.pretrained.checkpoints import UnsupportedCheckpoint, from_checkpoint
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "official_weights"
 TOL = 1e-5  # on the 0..1 scale
@@ -300,3 +301,17 @@ def test_from_a_path_as_released(tmp_path):
         assert float((net(d["input"]) - d["output_preclamp"]).abs().max()) < TOL
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         from_checkpoint(tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize("net", [
+    nets.SqueezeSR(nets.SqueezeSRConfig(scale=3, n_feats=16, squeeze=4, upsampler="subpixel")),
+    nets.SqueezeSR(nets.SqueezeSRConfig(scale=4, n_feats=16, squeeze=4, upsampler="edsr")),
+    nets.EDSRT(nets.EDSRTConfig(scale=2, n_feats=8, n_modules=3)),
+], ids=["squeezesr-subpixel-x3", "squeezesr-edsr-x4", "edsrt-x2"])
+def test_seo_squeezesr_kd_networks_are_recognised_from_their_tensors(net, tmp_path):
+    """A run folder of seo_squeezesr_kd (a Trainer's last.pt) rebuilds the same network: sizes from the shapes."""
+    torch.save({"step": 3, "nets": {"net": net.state_dict()}}, tmp_path / "last.pt")
+    back = from_checkpoint(tmp_path / "last.pt")
+    assert back.cfg == net.cfg
+    x = torch.rand(1, 3, 10, 12)
+    assert torch.equal(back(x), net.eval()(x))

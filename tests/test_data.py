@@ -310,14 +310,3 @@ def test_find_root_falls_back_to_embedded_only_when_no_root_was_asked_for(tmp_pa
     assert data.find_root(None, benchmarks=["Set5"], allow_embedded=True) is None
     with pytest.raises(data.DataError, match="SRCORE_DATA=none"):
         data.find_root(None, benchmarks=["Set5"], allow_embedded=False)
-
-
-def test_default_data_root_is_data_else_shared_datasets_beside_the_checkout(tmp_path, monkeypatch):
-    checkout = tmp_path / "checkout"
-    monkeypatch.setattr(data, "DEFAULT_DATA_ROOT", checkout / "data")
-    monkeypatch.setattr(data, "SIBLING_DATA_ROOT", tmp_path / "shared" / "datasets")
-    assert data.default_data_root() == checkout / "data"  # neither exists: the folder downloads go to
-    (tmp_path / "shared" / "datasets").mkdir(parents=True)
-    assert data.default_data_root() == tmp_path / "shared" / "datasets"
-    (checkout / "data").mkdir(parents=True)
-    assert data.default_data_root() == checkout / "data"  # the checkout's own data wins

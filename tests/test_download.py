@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from srcore import config, download
+from srcore import download
 from srcore.download import BSD100_IDS, CATALOGUE, DownloadError, extract, fetch, main
+from srcore.paper import config
 
 TIMEOUT = 5  # seconds, for every request the tests make
 DATA = bytes(range(256)) * 64  # 16 KiB, so chunks and offsets mean something

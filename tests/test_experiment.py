@@ -1,4 +1,4 @@
-"""srcore.experiment: one rule for reusing trained work, data only as the parameters need it, n/a rows, pages."""
+"""srcore.paper.experiment: one rule for reusing trained work, data only as the parameters need it, n/a rows, pages."""
 import json
 import time
 
@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from srcore import config, data, experiment, nets, perceptual, report, runs
-from srcore.experiment import Experiment
+from srcore import data, nets, perceptual, report
+from srcore.paper import config, experiment, runs
+from srcore.paper.experiment import Experiment
 from srcore.train import l1_step
 
 
@@ -146,21 +147,22 @@ def test_unmeasured_values_get_their_reason(tmp_path, no_data):
     assert experiment.fmt(float("nan")) == "not measured (no data)" and experiment.fmt(0.5) == "+0.500"
 
 
-def test_missing_metric_weights_become_the_na_row(tmp_path):
-    res = report.Results("seo_squeezesr_kd", "smoke", tmp_path / "r")
+def test_missing_metric_weights_become_the_na_reason(tmp_path, monkeypatch):
+    seen = []
 
-    def missing():
+    def measure(metric, sr, hr, *, strict, crop_border):
+        seen.append(strict)
+        if strict:  # the paper profile: the plain WeightsUnavailable, so the run fails and writes no row
+            raise perceptual.WeightsUnavailable("NRQM_model.mat is not in ~/.cache")
         raise perceptual.MetricUnavailable("n/a: weights unavailable (NRQM_model.mat)")
-    assert res.try_record("Table 1", "Set5", 2, "SqueezeSR", "PSNR", missing) is None
-    assert res.status("Table 1", "Set5", 2, "SqueezeSR", "PSNR") == "n/a: weights unavailable (NRQM_model.mat)"
-    assert res.try_record("Table 1", "Set5", 2, "EDSR-T", "PSNR", lambda: 30.0) == 30.0
-    assert res.status("Table 1", "Set5", 2, "EDSR-T", "PSNR") == "reproduced"
-
-    def paper_profile():  # measure() raises the plain WeightsUnavailable there: the run fails, no row
-        raise perceptual.WeightsUnavailable("NRQM_model.mat is not in ~/.cache")
+    monkeypatch.setattr(perceptual, "measure", measure)
+    value, why = Experiment("seo_squeezesr_kd", params(tmp_path)).measure("pi", [], [])
+    assert value != value and why == "n/a: weights unavailable (NRQM_model.mat)"  # nan, and the row's reason
+    P = params(tmp_path)
+    P["profile"] = "paper"
     with pytest.raises(perceptual.WeightsUnavailable):
-        res.try_record("Table 1", "Set14", 2, "EDSR-T", "PSNR", paper_profile)
-    assert res.status("Table 1", "Set14", 2, "EDSR-T", "PSNR") is None
+        Experiment("seo_squeezesr_kd", P).measure("pi", [], [])
+    assert seen == [False, True]
 
 
 def test_results_page_and_summary(tmp_path):
@@ -185,7 +187,8 @@ def test_results_page_and_summary(tmp_path):
     assert "| Set5 | x2 | PSNR | 33.66 | 33.66 | +0.00 | 37.89 | 30.00 | -7.89 |" in page
     assert "Published values: 36. Measured without training (parameter counts, bicubic, NIQE of HR images...): 1. " \
            "From networks trained in this run: 1. n/a: 34" in page
-    assert "Trained in this run: EDSR-T (100 steps); every other number here needs no training." in page
+    assert "Trained in this run: EDSR-T (100 steps; ours minus published: mean -7.89, from -7.89 to -7.89 over 1 " \
+           "values). Every other number here needs no training." in page
     assert "![curve](figures/curve.png)" in page and "## Claims check" in page and "KD helps" in page
     assert "* 33 x not run in this profile" in page and "* 1 x weights unavailable" in page
     assert not (out / "figures" / "training_loss.png").exists() and not (out / "tables" / "per_image.md").exists()

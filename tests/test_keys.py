@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from srcore import config, runs
+from srcore.paper import config, runs
 
-# what every trained run reads to draw its patches and set its schedule (srcore.runs.Runs.fit)
+# what every trained run reads to draw its patches and set its schedule (srcore.paper.runs.Runs.fit)
 TRAINING = {"autocast", "batch_size", "lr", "lr_gamma", "lr_milestones", "train_limit", "train_sets"}
 
 

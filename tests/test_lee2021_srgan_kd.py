@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import check_seeds, execute, provenance, read_values, run_paper_notebook
 from torch import nn
 
-from srcore import losses, nets, report, subjective, weights
-from conftest import check_seeds, execute, provenance, read_values, run_paper_notebook
-
+from srcore import losses, nets, report, subjective
+from srcore.pretrained import weights
 
 # --- networks --------------------------------------------------------------------------------
 
@@ -256,16 +256,19 @@ def test_smoke_notebook_values(smoke_run):
     assert (pub[pub.table == "Table 4"].status == "n/a: weights unavailable (NRQM_model.mat)").all()
     niqe = v[(v.table == "Table 4") & (v.metric == "NIQE")]
     assert set(niqe.method) == {"HR", "Bicubic", "Teacher", "Student", "GAN2GAN", "GAN2G", "GAN2G+AL", "G2G+AL"}
-    # 4 steps leave noise, whose NIQE is finite but unbounded (664 for the seed-0 teacher); the sharp
-    # original must score better (lower) than its bicubic reconstruction
-    assert np.isfinite(niqe.reproduced).all() and (niqe.reproduced > 0).all()
-    by_method = niqe.set_index("method").reproduced
-    assert by_method["HR"] < by_method["Bicubic"]
-    assert niqe.note.str.contains("Set5/butterfly").all()
+    if not weights.available("niqe"):  # its parameters are not in $SRCORE_WEIGHTS: n/a rows that say so
+        assert niqe.status.str.startswith("n/a: weights unavailable (niqe_modelparameters.mat").all()
+    else:
+        # 4 steps leave noise, whose NIQE is finite but unbounded (664 for the seed-0 teacher); the sharp
+        # original must score better (lower) than its bicubic reconstruction
+        assert np.isfinite(niqe.reproduced).all() and (niqe.reproduced > 0).all()
+        by_method = niqe.set_index("method").reproduced
+        assert by_method["HR"] < by_method["Bicubic"]
+        assert niqe.note.str.contains("Set5/butterfly").all()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["content_loss"] == {"kind": "mse", "what": losses.CONTENT_LOSSES["mse"], "substitute": True}
     assert prov["data"]["rated_images"] == ["Set5/butterfly"]  # the first of the seed-0 draw of 10
-    assert set(prov["steps"]) == {"Teacher", "Teacher-G", "Student", "GAN2GAN", "GAN2G", "GAN2G+AL", "G2G+AL"}
+    assert set(prov["steps"]) == {f"{m} x4" for m in ("Teacher", "Teacher-G", "Student", "GAN2GAN", "GAN2G", "GAN2G+AL", "G2G+AL")}
     for f in ["tables/table_1.md", "tables/claims.md", "tables/orderings.csv", "tables/rated_images.csv",
               "tables/schedules.csv", "figures/fig2.png", "figures/fig2.csv", "figures/training_loss.png"]:
         assert (out / f).is_file(), f
@@ -278,7 +281,7 @@ def test_smoke_notebook_values(smoke_run):
 def test_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypatch, data_root):
     import papermill as pm
 
-    from srcore import execute
+    from srcore.runner import execute
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
     with pytest.raises(pm.PapermillExecutionError, match="vgg19-dcbb9e9d.pth"):
         pm.execute_notebook(str(execute.NOTEBOOKS / f"{PAPER}.ipynb"), str(tmp_path / "out.ipynb"),
@@ -356,7 +359,7 @@ def test_seeds_repeat_teacher_and_student_and_report_mean_and_sd(tmp_path, monke
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
     values, per_seed = check_seeds(PAPER, tmp_path, **SMALL)
     assert set(values[values.n_seeds == 2].method) == {"Teacher", "GAN2G"}
-    assert set(per_seed.metric) == {"PSNR", "SSIM", "NIQE"}
+    assert set(per_seed.metric) == {"PSNR", "SSIM"} | ({"NIQE"} if weights.available("niqe") else set())
     assert values[values.method.isin(["Bicubic", "HR"])].n_seeds.isna().all()  # no seed shapes them
     runs = provenance(tmp_path / "two")["runs"].values()
     seed_of = {r["key"]: r["seed"] for r in runs}

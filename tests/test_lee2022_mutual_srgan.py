@@ -5,9 +5,11 @@ import math
 import pandas as pd
 import pytest
 import torch
-
-from srcore import config, losses, nets, weights
 from conftest import check_seeds, read_values, run_paper_notebook
+
+from srcore import losses, nets
+from srcore.paper import config
+from srcore.pretrained import weights
 
 PAPER = "lee2022_mutual_srgan"
 LN4 = math.log(4.0)  # sigmoid(ln 4) = 4/5 = 0.8
@@ -174,7 +176,7 @@ def test_lee2022_paper_profile_refuses_without_vgg19_weights(tmp_path, monkeypat
     """The paper profile stops at the content loss, before any data or training, naming the missing file."""
     import papermill as pm
 
-    from srcore import execute
+    from srcore.runner import execute
     if weights.available("vgg19"):
         pytest.skip("VGG19 weights are present here")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache

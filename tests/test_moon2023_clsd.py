@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import no_data_smoke, read_values
 
 from srcore import losses, nets
-from conftest import read_values
 
 
 def conv(cin, cout, k=3):
@@ -193,6 +193,7 @@ def test_keyed_runs_and_teacher_from_a_file(tmp_path, monkeypatch):
     """Another FAKD weight retrains FAKD only; an identical rerun trains nothing; a teacher file replaces training."""
     import papermill as pm
     from conftest import execute, provenance
+
     from srcore import data, report
 
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
@@ -242,6 +243,7 @@ def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
     """fig4_images=[] and eval_sets=[Set5]: a data root without Urban100 (or any other set) is enough."""
     import papermill as pm
     from conftest import execute
+
     from srcore import data
 
     root = tmp_path / "data"
@@ -263,6 +265,7 @@ def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
 def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeypatch):
     """seeds=[0, 1]: teacher, students and Fig. 3's sweep once per seed; FAKD of seed s distils from the teacher of seed s."""
     from conftest import check_seeds, provenance
+
     from srcore import data
 
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
@@ -280,3 +283,15 @@ def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeyp
     assert fig3.head_blocks.tolist() == [1, 2] and (fig3.n_seeds == 2).all() and (fig3.sd > 0).all()
     t6 = values[(values.table == "Table 6") & (values.status == "reproduced")]
     assert {"FAKD", "CLSD"} <= set(t6.method) and t6.n_seeds.isna().all()  # timed once, not per seed
+
+
+@pytest.mark.notebook
+def test_smoke_runs_with_no_data_at_all(tmp_path, monkeypatch):
+    """No SRCORE_DATA and no data/ folder: the smoke profile trains and evaluates on scikit-image's photos."""
+    v = no_data_smoke("moon2023_clsd", tmp_path, monkeypatch, scales=[2], teacher_steps=2, student_steps=2,
+                      fig3_blocks=[1], fig3_steps=1, probe_steps=1)
+    pub = v[v.published.notna()]
+    psnr = pub[pub.table.isin(["Table 2", "Table 3", "Table 4", "Table 5"])]
+    assert len(psnr) == 68 and psnr.status.str.startswith("n/a: benchmark data not found").all()
+    assert (pub[pub.table.isin(["Table 1", "Table 6"])].status == "reproduced").all()  # counts and timings need no data
+    assert set(v[v.dataset == "embedded"].method) == {"Bicubic", "Baseline", "FAKD", "LFD", "DS", "CLSD", "CLSD PH1"}

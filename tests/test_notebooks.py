@@ -4,14 +4,14 @@ nbval runs the same notebooks cell by cell (``pytest --nbval-lax notebooks``); n
 no float tolerance, so the numbers are checked here, as microsoft/recommenders does.
 """
 import json
-import re
 
 import pandas as pd
 import pytest
+from conftest import read_values
 
-from srcore import config, report, reproduce
-from srcore.execute import NOTEBOOKS
-from conftest import execute, provenance, read_values
+from srcore import report, reproduce
+from srcore.paper import config
+from srcore.runner.execute import NOTEBOOKS
 
 PAPERS = reproduce.papers()
 
@@ -76,11 +76,11 @@ def test_unknown_paper_and_malformed_parameter(capsys):
     assert reproduce.main(["--paper", "nobody2099"]) == 2
     assert "no notebook for ['nobody2099']" in capsys.readouterr().err
     with pytest.raises(config.ParameterError, match="name=value"):
-        reproduce.parse_override("steps")
-    assert reproduce.parse_override("steps=3") == ("steps", 3)
-    assert reproduce.parse_override("eval_limit={Urban100: 4}") == ("eval_limit", {"Urban100": 4})
-    assert reproduce.parse_override("methods=[SqueezeSR]") == ("methods", ["SqueezeSR"])
-    assert reproduce.parse_override("run_note=the teacher: needs a GPU") == ("run_note", "the teacher: needs a GPU")
+        config.parse_override("steps")
+    assert config.parse_override("steps=3") == ("steps", 3)
+    assert config.parse_override("eval_limit={Urban100: 4}") == ("eval_limit", {"Urban100": 4})
+    assert config.parse_override("methods=[SqueezeSR]") == ("methods", ["SqueezeSR"])
+    assert config.parse_override("run_note=the teacher: needs a GPU") == ("run_note", "the teacher: needs a GPU")
 
 
 def test_notebook_refuses_an_unknown_parameter_given_to_papermill(tmp_path):
@@ -100,51 +100,3 @@ def test_notebook_names_a_missing_data_root(tmp_path):
                             parameters={"data_root": str(tmp_path / "nowhere"), "out_dir": str(tmp_path / "res")},
                             kernel_name="python3", progress_bar=False)
     assert list(tmp_path.iterdir()) == [tmp_path / "out.ipynb"]  # nothing half-written
-
-
-# Every paper's smoke path on scikit-image's photos, with few steps and one scale (SRCORE_DATA=none).
-NO_DATA_RUNS = {
-    "seo_squeezesr_kd": dict(scales=[4], teacher_steps=2, student_steps=2, runtime_images=1),
-    "moon2023_clsd": dict(scales=[2], teacher_steps=2, student_steps=2, fig3_blocks=[1], fig3_steps=1, probe_steps=1),
-    # lee2021_srgan_kd, lee2022_mutual_srgan, baek2024_esrgan_prune_kd join once on srcore.experiment
-}
-
-
-def seo_no_data(v):
-    published_rows = v[v.published.notna()]
-    assert len(published_rows) == 36
-    assert published_rows.status.str.startswith("n/a: benchmark data not found").all()
-    embedded = v[v.dataset == "embedded"]
-    assert set(embedded.method) == {"Bicubic", "EDSR-T", "SqueezeSR", "SqueezeSR-KD"}
-
-
-def moon_no_data(v):
-    pub = v[v.published.notna()]
-    psnr = pub[pub.table.isin(["Table 2", "Table 3", "Table 4", "Table 5"])]
-    assert len(psnr) == 68 and psnr.status.str.startswith("n/a: benchmark data not found").all()
-    assert (pub[pub.table.isin(["Table 1", "Table 6"])].status == "reproduced").all()  # counts and timings need no data
-    assert set(v[v.dataset == "embedded"].method) == {"Bicubic", "Baseline", "FAKD", "LFD", "DS", "CLSD", "CLSD PH1"}
-
-
-NO_DATA_CHECKS = {"seo_squeezesr_kd": seo_no_data, "moon2023_clsd": moon_no_data}
-
-
-@pytest.mark.notebook
-@pytest.mark.parametrize("paper", sorted(NO_DATA_RUNS))
-def test_smoke_runs_with_no_data_at_all(tmp_path, monkeypatch, paper):
-    """No SRCORE_DATA and no data/ folder: the smoke profile trains and evaluates on scikit-image's photos."""
-    from srcore import data
-    monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)  # as on a machine with no data anywhere
-    out = execute(paper, tmp_path / "res", **NO_DATA_RUNS[paper])
-    v = read_values(out)
-    keys = ["table", "dataset", "scale", "method", "metric"]
-    assert set(map(tuple, report.published(paper)[keys].values)) <= set(map(tuple, v[keys].values))
-    assert v.status.str.match(r"^(reproduced|n/a: .+)$").all()
-    embedded = v[v.dataset == "embedded"]
-    assert len(embedded) and embedded.reproduced.notna().all()
-    assert provenance(out)["data"]["train_set"].startswith("embedded")
-    # honest text: what was not measured says so, never nan or a wrong reason
-    claims = (out / "tables" / "claims.md").read_text()
-    assert "not measured (no data)" in claims and not re.search(r"\bnan\b", claims) and "methods left out" not in claims
-    assert "benchmark data not found" in (out / "README.md").read_text()
-    NO_DATA_CHECKS[paper](v)

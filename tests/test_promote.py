@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from srcore import execute, promote, report, reproduce
+from srcore import folders, report, reproduce
+from srcore.runner import execute, promote
 
 PAPER = "seo_squeezesr_kd"
 FULL = {  # (dataset, scale, method) -> (PSNR, steps, note): a complete quick run
@@ -131,21 +132,21 @@ def test_replace_folder_and_recover_after_a_kill_at_any_point(tmp_path):
     folder.mkdir(parents=True)
     (folder / "values.csv").write_text("old")
     # killed between the two renames: only .old holds the results; recover renames it back
-    os.replace(folder, promote.old_dir(folder))
-    promote.partial_dir(folder).mkdir()
-    (promote.partial_dir(folder) / "values.csv").write_text("new")
-    promote.recover(folder)
+    os.replace(folder, folders.old_dir(folder))
+    folders.partial_dir(folder).mkdir()
+    (folders.partial_dir(folder) / "values.csv").write_text("new")
+    folders.recover(folder)
     assert (folder / "values.csv").read_text() == "old" and sorted(os.listdir(folder.parent)) == [PAPER]
     # killed after the new one was in place: the .old goes
-    promote.old_dir(folder).mkdir()
-    promote.recover(folder)
+    folders.old_dir(folder).mkdir()
+    folders.recover(folder)
     assert sorted(os.listdir(folder.parent)) == [PAPER]
     # replace_folder settles an interrupted replacement first, then swaps
-    os.replace(folder, promote.old_dir(folder))
+    os.replace(folder, folders.old_dir(folder))
     new = tmp_path / "new"
     new.mkdir()
     (new / "values.csv").write_text("new")
-    assert promote.replace_folder(new, folder) == folder and (folder / "values.csv").read_text() == "new"
+    assert folders.replace_folder(new, folder) == folder and (folder / "values.csv").read_text() == "new"
     assert sorted(os.listdir(folder.parent)) == [PAPER] and not new.exists()
 
 
@@ -207,7 +208,7 @@ def test_runner_promotes_or_says_why_and_sums_up(tmp_path, runner, committed, ca
     assert json.loads((target / "provenance.json").read_text())["profile"] == "quick"
 
 
-def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd):
+def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd, data_root):
     """A real papermill run (kernel over ipc: no TCP warning), then promotion and the summary."""
     import nbformat
 
@@ -216,7 +217,8 @@ def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd):
     params = nbformat.v4.new_code_cell('profile = "smoke"\nout_dir = None')
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "from srcore import config, report\n"
+        "from srcore import report\n"
+        "from srcore.paper import config\n"
         f"P = config.from_notebook({PAPER!r}, globals())\n"
         "import os, pathlib\n"
         "report.PROJECT_ROOT = pathlib.Path(os.environ['SRCORE_TEST_ROOT'])  # runs/ under the test's tmp_path\n"
@@ -230,7 +232,7 @@ def test_runner_end_to_end_with_a_tiny_notebook(tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(execute, "NOTEBOOKS", tmp_path / "notebooks")
     monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
-    monkeypatch.setenv("SRCORE_DATA", "none")
+    monkeypatch.setenv("SRCORE_DATA", str(data_root))  # what the runner checks before any work (unread here)
     monkeypatch.setenv("SRCORE_TEST_ROOT", str(tmp_path))
 
     quick = ["--paper", PAPER, "--profile", "quick"]

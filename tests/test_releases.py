@@ -1,4 +1,4 @@
-"""srcore.releases and srcore.download.fetch_release: the catalogue, load_teacher, and fetching on loopback.
+"""srcore.pretrained.releases and srcore.download.fetch_release: the catalogue, load_teacher, and fetching on loopback.
 
 The release files stand in as small files: the official-weights fixture's EDSR x2 (an
 EDSR-PyTorch state_dict) under the name of the real edsr_x2 release. Nothing leaves 127.0.0.1.
@@ -12,10 +12,16 @@ import torch
 from conftest import ROOT
 from test_download import TIMEOUT, _serving
 
-from srcore import download, releases
+from srcore import download
 from srcore.download import DownloadError, fetch_release
-from srcore.releases import RELEASES, ChecksumMismatch, load_reference, load_teacher
-from srcore.weights import WeightsUnavailable
+from srcore.pretrained import releases
+from srcore.pretrained.releases import (
+    RELEASES,
+    ChecksumMismatch,
+    load_reference,
+    load_teacher,
+)
+from srcore.pretrained.weights import WeightsUnavailable
 
 EDSR_FIXTURE = ROOT.parent / "shared" / "fixtures" / "official_weights" / "edsr_x2_r4f16_rs1.pt"
 needs_fixture = pytest.mark.skipif(not EDSR_FIXTURE.is_file(), reason=f"no official-weights fixture {EDSR_FIXTURE}")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from srcore import promote, report
+from srcore import folders, report
 
 PAPER = "seo_squeezesr_kd"
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ RUN = textwrap.dedent('''
     import os, sys, time
     from pathlib import Path
     import torch
-    from srcore import promote, report, train
+    from srcore import folders, report, train
 
     out, ckpt, stall = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
@@ -71,9 +71,9 @@ RUN = textwrap.dedent('''
     replace = os.replace
     def slow_replace(a, b):
         replace(a, b)
-        if Path(b) == promote.old_dir(out):
+        if Path(b) == folders.old_dir(out):
             pause("swap")  # the old results renamed away, the new ones not yet in place
-    promote.os.replace = slow_replace
+    folders.os.replace = slow_replace
 
     res.write()
     print("DONE", flush=True)
@@ -128,17 +128,17 @@ def test_kill_during_training_evaluation_and_writing(tmp_path):
     assert snapshot() == before and sorted(os.listdir(out.parent)) == [PAPER]
     # killed while writing: the new files are half-staged in .partial, the results untouched
     assert run_until(tmp_path, "write") == ["READY"]  # nothing left to train
-    assert promote.partial_dir(out).is_dir() and not (promote.partial_dir(out) / "provenance.json").exists()
+    assert folders.partial_dir(out).is_dir() and not (folders.partial_dir(out) / "provenance.json").exists()
     assert snapshot() == before
     # the rerun drops that .partial, stages anew and is killed between the two renames:
     # only .old holds the previous results, whole
     assert run_until(tmp_path, "swap") == ["READY"]
-    assert not out.exists() and (promote.old_dir(out) / "values.csv").read_bytes() == before[Path("values.csv")]
-    assert (promote.partial_dir(out) / "provenance.json").is_file()
+    assert not out.exists() and (folders.old_dir(out) / "values.csv").read_bytes() == before[Path("values.csv")]
+    assert (folders.partial_dir(out) / "provenance.json").is_file()
     # the next run settles it first (previous results back, .partial gone), then finishes
-    promote.recover(out)
+    folders.recover(out)
     assert snapshot() == before and sorted(os.listdir(out.parent)) == [PAPER]
-    os.replace(out, promote.old_dir(out))  # the kill's state again, for the run itself to settle
+    os.replace(out, folders.old_dir(out))  # the kill's state again, for the run itself to settle
     assert run_until(tmp_path, "none") == ["DONE"]
     values = pd.read_csv(out / "values.csv")
     row = values[(values.dataset == "Set5") & (values.method == "SqueezeSR") & (values.scale == 2)].iloc[0]
@@ -152,14 +152,14 @@ def test_a_failed_notebook_leaves_no_partial_folder(tmp_path, monkeypatch):
     folder = report.output_dir(PAPER, "smoke")
 
     def fails(*args, **kwargs):  # a notebook that staged some files, then raised
-        (promote.partial_dir(folder) / "tables").mkdir(parents=True)
+        (folders.partial_dir(folder) / "tables").mkdir(parents=True)
         raise RuntimeError("cell 9 failed")
 
     import papermill
     monkeypatch.setattr(papermill, "execute_notebook", fails)
     with pytest.raises(RuntimeError, match="cell 9"):
         reproduce.run(PAPER, "smoke", {}, log=lambda m: None)
-    assert not promote.partial_dir(folder).exists()
+    assert not folders.partial_dir(folder).exists()
 
 
 def test_a_run_that_lacks_a_set_stops_before_any_work_with_the_command_that_fetches_it(tmp_path, monkeypatch,

@@ -1,7 +1,6 @@
 """seo_squeezesr_kd's notebook reuses trained work by its settings (smoke profile, embedded photos, 2 steps)."""
 import pytest
-
-from conftest import check_seeds, execute, provenance, read_values
+from conftest import check_seeds, execute, no_data_smoke, provenance, read_values
 
 TINY = dict(scales=[2], fig_scale=2, methods=["EDSR-T", "SqueezeSR-KD"], teacher_steps=2, student_steps=2, runtime_images=1)
 
@@ -37,3 +36,14 @@ def test_seeds_repeat_every_trained_run_and_report_mean_and_sd(tmp_path, monkeyp
     monkeypatch.setenv("SRCORE_DATA", data.NO_DATA)
     values, _ = check_seeds("seo_squeezesr_kd", tmp_path, **TINY)
     assert set(values[values.n_seeds == 2].method) == {"EDSR-T", "SqueezeSR-KD"}  # bicubic: no seed shapes it
+
+
+@pytest.mark.notebook
+def test_smoke_runs_with_no_data_at_all(tmp_path, monkeypatch):
+    """No SRCORE_DATA and no data/ folder: the smoke profile trains and evaluates on scikit-image's photos."""
+    v = no_data_smoke("seo_squeezesr_kd", tmp_path, monkeypatch, scales=[4], teacher_steps=2, student_steps=2,
+                      runtime_images=1)
+    published_rows = v[v.published.notna()]
+    assert len(published_rows) == 36
+    assert published_rows.status.str.startswith("n/a: benchmark data not found").all()
+    assert set(v[v.dataset == "embedded"].method) == {"Bicubic", "EDSR-T", "SqueezeSR", "SqueezeSR-KD"}

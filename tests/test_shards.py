@@ -16,9 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from conftest import provenance, read_values
-from srcore import config, merge, report, reproduce, shards
+
+from srcore import merge, report, reproduce
+from srcore.paper import config
+from srcore.runner import shards
 
 KEYS = ["table", "dataset", "scale", "method", "metric"]
 TINY = dict(teacher_steps=2, student_steps=2, runtime_images=1)

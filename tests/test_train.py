@@ -80,7 +80,7 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
 
 def test_a_leftover_temporary_checkpoint_is_ignored(tmp_path):
     t, sampler = make_run(tmp_path / "r", 4)
-    (tmp_path / "r" / ".last.pt.tmp").write_bytes(b"half a file")
+    (tmp_path / "r" / ".last.pt.4242.tmp").write_bytes(b"half a file")  # a killed process's
     t.fit(sampler)
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=False)["step"] == 4
 

@@ -1,4 +1,4 @@
-"""Pretrained files (srcore.weights) and perceptual metrics (srcore.perceptual).
+"""Pretrained files (srcore.pretrained.weights) and perceptual metrics (srcore.perceptual).
 
 Every test runs on temporary caches (torch hub dir, pyiqa's cache dir) and a temporary
 $SRCORE_WEIGHTS, so the real caches are never read or written; network access is refused
@@ -15,10 +15,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from srcore import perceptual, weights
-from srcore.weights import WeightsUnavailable
+from srcore import perceptual
+from srcore.pretrained import weights
+from srcore.pretrained.weights import WeightsUnavailable
 
-SHARED_WEIGHTS = Path(os.environ.get("SRCORE_WEIGHTS") or Path(__file__).resolve().parents[1].parent / "shared" / "weights")
+SHARED_WEIGHTS = weights.user_dir()  # where the user keeps pretrained files (read before any test changes it)
 NIQE_MAT = SHARED_WEIGHTS / "niqe_modelparameters.mat"
 
 
@@ -238,7 +239,7 @@ def test_a_sha256_listed_in_the_catalogue_is_checked(caches, monkeypatch):
     path = _put(caches.user, "model.mat", b"not it")
     with pytest.raises(weights.WeightsRefused) as err:
         weights.require("listed")
-    assert f"expected {_sha(good)} (listed in srcore.weights)" in str(err.value) and str(path) in str(err.value)
+    assert f"expected {_sha(good)} (listed in srcore.pretrained.weights)" in str(err.value) and str(path) in str(err.value)
     path.write_bytes(good)
     assert weights.require("listed").read_bytes() == good
     # a copy in the cache that differs from the user's file is replaced (same name, other bytes)
@@ -309,10 +310,10 @@ def test_missing_weights_give_na_or_fail_in_paper(caches, no_network, metric, fi
     _put(caches.user, "niqe_modelparameters.mat")  # PI's other half is here; only Ma's model is missing
     for profile in ("smoke", "quick"):
         with pytest.raises(perceptual.MetricUnavailable) as na:
-            perceptual.measure(metric, [IMG, IMG], [IMG, IMG], profile=profile)
+            perceptual.measure(metric, [IMG, IMG], [IMG, IMG], strict=False)
         assert na.value.reason == f"n/a: weights unavailable ({files})"
     with pytest.raises(WeightsUnavailable) as err:
-        perceptual.measure(metric, [IMG, IMG], [IMG, IMG], profile="paper")
+        perceptual.measure(metric, [IMG, IMG], [IMG, IMG], strict=True)
     assert not isinstance(err.value, perceptual.MetricUnavailable)  # a paper run fails, never an n/a row
     assert repr(metric) in str(err.value) and files.split(",")[0] in str(err.value)
     assert no_network == []
@@ -331,21 +332,19 @@ def test_broken_weights_raise_never_score(caches, no_network):
     _put(caches.user, "LPIPS_v0.1_alex-df73285e.pth", b"not a checkpoint")
     _put(caches.user, "alexnet-owt-7be5be79.pth", b"not a checkpoint")
     with pytest.raises(RuntimeError, match="could not load pretrained weights"):
-        perceptual.measure("lpips", [IMG], [IMG], profile="smoke")
+        perceptual.measure("lpips", [IMG], [IMG], strict=False)
     assert no_network == []
 
 
 def test_bad_arguments_fail_loudly(caches):
     with pytest.raises(KeyError, match="known: niqe, pi, lpips, fid"):
-        perceptual.measure("nique", [IMG], None, profile="smoke")
-    with pytest.raises(ValueError, match="profile"):
-        perceptual.measure("niqe", [IMG], None, profile="Paper")
+        perceptual.measure("nique", [IMG], None, strict=False)
     with pytest.raises(ValueError, match="full-reference"):
-        perceptual.measure("lpips", [IMG], None, profile="smoke")
+        perceptual.measure("lpips", [IMG], None, strict=False)
     with pytest.raises(ValueError, match="differ"):
-        perceptual.measure("lpips", [IMG], [IMG[:64]], profile="smoke")
+        perceptual.measure("lpips", [IMG], [IMG[:64]], strict=False)
     with pytest.raises(ValueError, match="uint8"):
-        perceptual.measure("niqe", [IMG.astype(np.float32)], None, profile="smoke")
+        perceptual.measure("niqe", [IMG.astype(np.float32)], None, strict=False)
 
 
 # ---------------------------------------------------------------- NIQE with the real parameters
@@ -373,7 +372,7 @@ def test_niqe_matches_matlab_on_baboon(niqe_ready, no_network, baboon):
     # BasicSR's tests/data/baboon.png (480x492) is Set14's baboon.png (480x500) cut to its
     # first 492 columns, pixel for pixel, and its niqe_pris_params.npz equals
     # niqe_modelparameters.mat (both checked when this test was written). pyiqa gave 5.72997.
-    value = perceptual.measure("niqe", [baboon[:, :492]], None, profile="paper")
+    value = perceptual.measure("niqe", [baboon[:, :492]], None, strict=True)
     assert value == pytest.approx(5.72957338, abs=2e-3)
     assert (niqe_ready.pyiqa / "niqe_modelparameters.mat").is_file()  # installed where pyiqa looks
     assert no_network == []
@@ -385,10 +384,10 @@ def test_niqe_prefers_sharp_to_blurred(niqe_ready, no_network, baboon):
     sharp = baboon[:288, :288]
     blurred = np.array(Image.fromarray(sharp).filter(ImageFilter.GaussianBlur(3)))
     gray = np.array(Image.fromarray(sharp).convert("L"))  # (H,W): repeated to 3 channels
-    s, b = (perceptual.measure("niqe", [x], None, profile="quick") for x in (sharp, blurred))
-    g = perceptual.measure("niqe", [gray], None, profile="quick", crop_border=4)
+    s, b = (perceptual.measure("niqe", [x], None, strict=False) for x in (sharp, blurred))
+    g = perceptual.measure("niqe", [gray], None, strict=False, crop_border=4)
     assert all(np.isfinite([s, b, g])) and 2 < s < 15 and 2 < g < 15
     assert b > s + 2
     with pytest.raises(ValueError, match="at least 96x96"):
-        perceptual.measure("niqe", [sharp[:100, :100]], None, profile="quick", crop_border=4)
+        perceptual.measure("niqe", [sharp[:100, :100]], None, strict=False, crop_border=4)
     assert no_network == []

@@ -1,8 +1,8 @@
 """Pretrained files: where they are, and putting them where torchvision and pyiqa look.
 
 Nothing here downloads (a run must not depend on a network, and compute nodes often have none): a
-user provides the files once in a flat folder, ``$SRCORE_WEIGHTS`` (by default ``shared/weights`` beside
-the checkout, like the data root in ``tests/conftest.py``); :func:`install` copies a file
+user provides the files once in a flat folder, ``$SRCORE_WEIGHTS`` (by default ``weights/`` in the
+checkout, beside the data root ``data/``); :func:`install` copies a file
 from there into the cache folder that torchvision's / pyiqa's own loading code reads,
 under the exact name that code asks for, so that code finds it and never goes online.
 
@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV = "SRCORE_WEIGHTS"
-# Beside the checkout, as for the datasets: <checkout>/../shared/weights
-DEFAULT_USER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+DEFAULT_USER_DIR = Path(__file__).resolve().parents[2] / "weights"  # in the checkout, beside data/
 REASON = "n/a: weights unavailable ({})"
 
 
@@ -98,7 +97,7 @@ def _entry(name: str) -> Weights:
 
 
 def user_dir() -> Path:
-    """The flat folder a user fills with pretrained files: $SRCORE_WEIGHTS, else shared/weights."""
+    """The flat folder a user fills with pretrained files: $SRCORE_WEIGHTS, else weights/ in the checkout."""
     env = os.environ.get(ENV)
     return Path(env) if env else DEFAULT_USER_DIR
 
@@ -147,7 +146,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _mismatch(path: Path, expected: str, found: str, sha256: str) -> WeightsRefused:
-    source = "listed in srcore.weights" if sha256 else "the prefix in its name, torchvision's convention"
+    source = "listed in srcore.pretrained.weights" if sha256 else "the prefix in its name, torchvision's convention"
     what = expected if len(expected) == 64 else f"one starting with {expected}"
     return WeightsRefused(
         f"could not load pretrained weights: {path} is not the published file: its SHA-256 is {found}, "
@@ -159,7 +158,7 @@ def verify(path: str | os.PathLike, sha256: str = "", *, name_hash: bool = True)
     """``path`` if its SHA-256 matches ``sha256`` or, with ``name_hash``, the hash prefix in its name
     (``name-<8 or more hex>.ext``; nothing to check when there is neither); raises
     :class:`WeightsRefused` naming the file and both hashes. Pass ``name_hash=False`` for files
-    whose names carry other hex (EDSR's and BasicSR's releases, see srcore.releases)."""
+    whose names carry other hex (EDSR's and BasicSR's releases, see srcore.pretrained.releases)."""
     path = Path(path)
     expected = expected_sha256(path.name, sha256, name_hash)
     if expected is not None:

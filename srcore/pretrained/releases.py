@@ -2,7 +2,7 @@
 
 Three papers distil from a teacher someone has already trained and published (moon2023_clsd:
 EDSR; baek2024_esrgan_prune_kd: ESRGAN; lee2021_srgan_kd: an SRGAN with a 64-filter, 16-block
-SRResNet). With the file in ``$SRCORE_WEIGHTS`` (:func:`srcore.weights.user_dir`) a notebook
+SRResNet). With the file in ``$SRCORE_WEIGHTS`` (:func:`srcore.pretrained.weights.user_dir`) a notebook
 loads it instead of training the teacher::
 
     net, info = load_teacher("official", paper="moon2023_clsd", scale=2)   # edsr_x2-0edfb8a3.pt
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from srcore.weights import WeightsUnavailable, file_sha256, user_dir
+from srcore.pretrained.weights import WeightsUnavailable, file_sha256, user_dir
 
 ROLES = ("teacher", "student-reference", "teacher-discriminator", "reference")
 
@@ -180,7 +180,7 @@ def resolve(spec: str, *, paper: str, scale: int, role: str = "teacher") -> tupl
 
 def load_release_file(path: Path, release: Release | None, **overrides):
     """(network in eval mode, info) for a located file; verifies its checksum where the catalogue has one."""
-    from srcore.checkpoints import (
+    from srcore.pretrained.checkpoints import (
         from_checkpoint,  # late: torch only when a network is loaded
     )
 
@@ -195,8 +195,8 @@ def load_teacher(spec: str, *, paper: str, scale: int, **overrides):
 
     ``spec``: "official" (the catalogue's teacher for ``paper`` at ``scale``, from $SRCORE_WEIGHTS)
     or a path. ``info = {"file", "path", "sha256", "release"}``, sha256 of the file as read.
-    ``overrides`` go to :func:`srcore.checkpoints.from_checkpoint` (e.g. EDSR's ``res_scale``).
-    A missing file raises :class:`srcore.weights.WeightsUnavailable` before anything is read; a
+    ``overrides`` go to :func:`srcore.pretrained.checkpoints.from_checkpoint` (e.g. EDSR's ``res_scale``).
+    A missing file raises :class:`srcore.pretrained.weights.WeightsUnavailable` before anything is read; a
     network of another scale than ``scale`` raises ValueError.
     """
     path, release = resolve(spec, paper=paper, scale=scale)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcore import config, data
+from srcore import data
+from srcore.paper import config
+
 
 def note_for(dataset: str, n: int) -> str:
     """"first n of N images" when ``n`` images of a benchmark set of N were used; "" for the whole set."""
@@ -51,7 +53,7 @@ def load(P, *, train: bool = True, eval_sets=None, scales=None, figures: dict | 
          embedded_limit: int | None = None) -> Inputs:
     """The data of a run with parameters ``P``: ``eval_sets`` (default ``P.eval_sets``) at ``scales`` (default
     ``P.scales``), the training images when ``train``, and ``figures`` (``{parameter: (scale, ["<set>/<image>",
-    ...])}``, the images a figure shows; an unknown image is a :class:`~srcore.config.ParameterError` naming the
+    ...])}``, the images a figure shows; an unknown image is a :class:`~srcore.paper.config.ParameterError` naming the
     parameter). No data: the embedded photos (``embedded_limit`` of them)."""
     eval_sets = list(P.eval_sets if eval_sets is None else eval_sets)
     scales = list(P.scales if scales is None else scales)

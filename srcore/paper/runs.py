@@ -6,7 +6,7 @@ interrupted run and reuses a finished one), released (:meth:`Runs.released`) or 
 one place (:func:`settings_key`):
 
 * the parameters its code reads while it is built: :meth:`Runs.fit` builds the networks, the step function and
-  the optimisers inside :func:`srcore.config.reading`, and reads the data and schedule parameters it uses
+  the optimisers inside :func:`srcore.paper.config.reading`, and reads the data and schedule parameters it uses
   itself there too; every parameter read is in the key, with its value, and nothing else is;
 * the runs it uses (their keys: a student's key holds its teacher's), seen the same way when the build touches
   a run's networks;
@@ -23,6 +23,7 @@ folder first.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -33,7 +34,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from srcore import config, data, distributed, train
+from srcore import data, distributed, folders, train
+from srcore.paper import config
 
 
 def settings_key(settings: dict) -> str:
@@ -124,18 +126,21 @@ class Runs:
                  "parameters": reads.parameters, "runs": reads.runs, **(settings or {})}
         key = settings_key(shape)
         folder = self.ckpt_root / folder_name(name, scale, key)
-        if dict.get(P, "retrain") and folder not in self._retrained:
-            if distributed.is_main_process():
-                shutil.rmtree(folder, ignore_errors=True)
-            distributed.barrier()
-            self._retrained.add(folder)
-        trainer = train.Trainer(folder, nets, optimizers, _checked_first_step(step_fn, reads),
-                                self._config(steps, seed, {**schedule, **train_config}), device=self.device,
-                                desc=folder.name)
-        if distributed.is_main_process():
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "settings.json").write_text(json.dumps({"key": key, **shape}, indent=2, default=str) + "\n")
-        trainer.fit(batches)
+        # one process trains a keyed run at a time: another that needs it (the same teacher) waits, then reuses it
+        main = distributed.is_main_process()  # under torchrun rank 0 holds it for every rank
+        with folders.hold(folder, f"training {folder.name}", wait=True) if main else contextlib.nullcontext():
+            if dict.get(P, "retrain") and folder not in self._retrained:
+                if main:
+                    shutil.rmtree(folder, ignore_errors=True)
+                distributed.barrier()
+                self._retrained.add(folder)
+            trainer = train.Trainer(folder, nets, optimizers, _checked_first_step(step_fn, reads),
+                                    self._config(steps, seed, {**schedule, **train_config}), device=self.device,
+                                    desc=folder.name)
+            if main:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "settings.json").write_text(json.dumps({"key": key, **shape}, indent=2, default=str) + "\n")
+            trainer.fit(batches)
         run = Run(name, key, trainer.nets, scale, seed, trainer.step, [], folder, shape,
                   trained_steps=trainer.step - trainer.resumed_at, reused=trainer.resumed_at >= steps,
                   stopped_early=trainer.stopped_early, train_seconds=trainer.elapsed, log_rows=trainer.log_rows)
@@ -147,7 +152,7 @@ class Runs:
         return run
 
     def released(self, name: str, net: nn.Module, info: dict, *, scale: int) -> Run:
-        """A network loaded from a released file (``info``: :func:`srcore.releases.load_teacher`'s file, path,
+        """A network loaded from a released file (``info``: :func:`srcore.pretrained.releases.load_teacher`'s file, path,
         sha256): keyed by the file's SHA-256, the same for every seed."""
         run = Run(name, info["sha256"][:10], {"net": net}, scale, None, 0,
                   [f"{name} from {info['file']} (sha256 {info['sha256']})"], Path(info["path"]), {"release": info},
@@ -205,7 +210,7 @@ class Runs:
 
 
 def _checked_first_step(step_fn: Callable, reads: config.Reads) -> Callable:
-    """``step_fn``, whose first call may read only what ``reads`` holds (:class:`srcore.config.UnkeyedRead`)."""
+    """``step_fn``, whose first call may read only what ``reads`` holds (:class:`srcore.paper.config.UnkeyedRead`)."""
     def first(t, batch):
         t.step_fn = step_fn  # later steps run unchecked
         with config.reading(reads.what, frozen=reads):

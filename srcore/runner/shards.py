@@ -1,8 +1,8 @@
 """One paper over several GPUs, processes or cluster jobs: shards, executors, and one merged run folder.
 
-    python -m srcore.reproduce --paper moon2023_clsd --profile quick --shard scale --gpus 0,1,2
-    python -m srcore.reproduce --paper moon2023_clsd --profile paper --shard scale --executor slurm --partition gpu
-    python -m srcore.reproduce --paper seo_squeezesr_kd --profile quick --nproc-per-shard 4   # torchrun, 4 GPUs
+    python -m srcore.reproduce --paper PAPER --profile quick --shard scale --gpus 0,1,2
+    python -m srcore.reproduce --paper PAPER --profile paper --shard scale --executor slurm --partition gpu
+    python -m srcore.reproduce --paper PAPER --profile quick --nproc-per-shard 4   # torchrun, 4 GPUs
 
 A **shard** is one notebook execution. ``--shard scale`` makes one per scale of the paper (the unit
 with nothing shared across it: every trained run is per scale); a paper with one scale is one
@@ -33,7 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from srcore import config, execute
+from srcore import folders
+from srcore.paper import config
+from srcore.runner import execute
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 SHARDS = "shards"  # a sharded run's shard folders, kept inside its run folder
@@ -101,16 +103,21 @@ def run_shard(spec: dict) -> str:
     shard = Shard(**spec)
     if shard.nproc > 1 and "LOCAL_RANK" not in os.environ:  # start the ranks, each calls this again
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={shard.nproc}",
-               "-m", "srcore.shards", json.dumps(asdict(shard))]
+               "-m", "srcore.runner.shards", json.dumps(asdict(shard))]
         done = subprocess.run(cmd, env={**os.environ, **shard.env})
         if done.returncode:
             raise RuntimeError(f"shard {shard.name}: torchrun exited with {done.returncode}")
         return shard.folder
     executed = Path(shard.executed)
     rank = int(os.environ.get("RANK", "0"))
-    if rank:  # every rank keeps its own executed copy; rank 0's is the shard's
+    if rank:  # every rank keeps its own executed copy; rank 0's is the shard's, and rank 0 holds the folder
         executed = executed.with_name(f"{executed.stem}.rank{rank}.ipynb")
-    execute.execute(shard.paper, shard.parameters(), executed)
+        execute.execute(shard.paper, shard.parameters(), executed)
+        return shard.folder
+    # a requeued job may start (on another node) before the old one's lock is seen to be stale: it waits for it
+    with folders.hold(shard.folder, f"{shard.paper} {shard.profile} shard {shard.name}", wait=True,
+                      timeout=2 * folders.STALE_S):
+        execute.execute(shard.paper, shard.parameters(), executed)
     return shard.folder
 
 
@@ -130,7 +137,7 @@ def _gpu_groups(gpus: list[int] | None, nproc: int) -> list[list[int]] | None:
 
 
 def run_local(shards: list[Shard], *, jobs: int | None = None, gpus: list[int] | None = None, log=print) -> dict:
-    """One process per shard (``python -m srcore.shards SPEC``), ``jobs`` at a time; {name: error or None}."""
+    """One process per shard (``python -m srcore.runner.shards SPEC``), ``jobs`` at a time; {name: error or None}."""
     groups = _gpu_groups(gpus, shards[0].nproc if shards else 1)
     width = max(1, min(jobs or (len(groups) if groups else 1), len(shards)))
     free: queue.Queue = queue.Queue()  # GPU groups to hand out; on a CPU, `width` turns
@@ -146,7 +153,7 @@ def run_local(shards: list[Shard], *, jobs: int | None = None, gpus: list[int] |
             log(f"[{shard.paper} {shard.name}] started{f' on GPUs {group}' if group else ''}; log {shard.log}")
             tic = time.perf_counter()
             with open(shard.log, "w") as out:
-                done = subprocess.run([sys.executable, "-m", "srcore.shards", json.dumps(asdict(shard))], env=env,
+                done = subprocess.run([sys.executable, "-m", "srcore.runner.shards", json.dumps(asdict(shard))], env=env,
                                       stdout=out, stderr=subprocess.STDOUT)
             error = None if done.returncode == 0 else f"exited with {done.returncode}; log {shard.log}"
             log(f"[{shard.paper} {shard.name}] {'done' if error is None else 'FAILED: ' + error} "
@@ -186,11 +193,36 @@ class ShardJob:
         import submitit
         if submitit.JobEnvironment().cluster != "slurm":
             # SLURM ends a requeued job's processes itself (SIGTERM first: the Trainer saves); under submitit's local
-            # executor the notebook's kernel would go on training beside the requeued job
-            for pid in descendants(os.getpid()):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            # executor the notebook's kernel would go on training beside the requeued job: it is killed, and the
+            # requeue waits (at most KILL_WAIT_S) until it is gone. Either way the shard's locks (srcore.folders) keep
+            # a process that lingers from writing beside the requeued job.
+            kill_and_wait(descendants(os.getpid()))
         return submitit.helpers.DelayedSubmission(self, spec)
+
+
+KILL_WAIT_S = 60.0  # how long a requeue waits for the killed kernel to be gone
+
+
+def kill_and_wait(pids: list[int], limit: float = KILL_WAIT_S) -> list[int]:
+    """SIGKILL ``pids`` and wait until each is gone (or a zombie: dead, not yet reaped); the ones still there after
+    ``limit`` seconds are returned."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + limit
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
 
 
 def descendants(pid: int) -> list[int]:
@@ -261,7 +293,7 @@ def run(paper: str, profile: str, overrides: dict, root: Path, *, by: str | None
 
 
 def main(argv=None) -> int:
-    """``python -m srcore.shards SPEC``: run one shard (what a local worker process or a torchrun rank executes)."""
+    """``python -m srcore.runner.shards SPEC``: run one shard (what a local worker process or a torchrun rank executes)."""
     argv = sys.argv[1:] if argv is None else argv
     run_shard(json.loads(argv[0]))
     return 0

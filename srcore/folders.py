@@ -1,31 +1,37 @@
-"""One process at a time per folder: lock files that name their holder, taken over once it is gone.
+"""Folders and files a run writes: held by one process at a time, replaced whole, and what a killed run left behind.
 
-Two runs of one paper in one checkout (the notebook in JupyterLab and the same paper in a terminal,
-two jobs of a user's cluster sharing a checkout) would write the same folders. What a run writes
-(its output folder and ``.partial``, an executed notebook, a keyed trained run, results/<paper>
-while promoted) is held while it is written::
+Two runs of one paper in one checkout (the notebook in JupyterLab and the same paper in a terminal, two jobs of
+a user's cluster sharing a checkout) would write the same folders. What a run writes (its output folder and
+``.partial``, an executed notebook, a keyed trained run, results/<paper> while promoted) is held while it is
+written::
 
-    with locks.hold(out_dir, "seo_squeezesr_kd smoke run", way_out="wait for it to finish, or give --out-root"):
+    with folders.hold(out_dir, "PAPER smoke run", way_out="wait for it to finish, or give --out-root"):
         ...
 
-The lock is a hidden sibling file, ``.<name>.lock``, written whole under a temporary name and
-hard-linked into place: a link makes it or finds one there, atomically, also on NFS (where fcntl
-locks may not be honoured). It names its holder (host, pid, since when, what for); its modification
-time is the heartbeat, refreshed every :data:`HEARTBEAT_S` by a thread of the holder. A lock is
-stale when its holder is gone: on this host, its pid is dead or is another process now (/proc's
-start time differs); on another host, no heartbeat for :data:`STALE_S`. A stale lock is taken
-over, with a warning naming the old holder.
+The lock is a hidden sibling file, ``.<name>.lock``, written whole under a temporary name and hard-linked into
+place: a link makes it or finds one there, atomically, also on NFS (where fcntl locks may not be honoured). It
+names its holder (host, pid, since when, what for); its modification time is the heartbeat, refreshed every
+:data:`HEARTBEAT_S` by a thread of the holder. A lock is stale when its holder is gone: on this host, its pid is
+dead or is another process now (/proc's start time differs); on another host, no heartbeat for :data:`STALE_S`.
+A stale lock is taken over, with a warning naming the old holder.
 
-Holds nest: a process may ask again for a lock it holds, and so may the processes it starts while
-holding it (the notebook kernel of ``python -m srcore.reproduce``, torchrun's ranks), which find
-its token in :data:`ENV`. Only the outermost hold of the process that made the lock removes it.
+Holds nest: a process may ask again for a lock it holds, and so may the processes it starts while holding it
+(the notebook kernel of ``python -m srcore.reproduce``, torchrun's ranks), which find its token in :data:`ENV`.
+Only the outermost hold of the process that made the lock removes it.
+
+A folder is replaced whole (:func:`replace_folder`): the new one is complete in a hidden sibling
+``.<name>.partial`` first; the old one is renamed ``.<name>.old`` and deleted only once the new one is in place.
+:func:`recover` finishes or undoes a replacement that a kill interrupted and removes a killed run's ``.partial``,
+never a live run's (one whose lock is held). A file is written whole the same way (:func:`write_atomic`).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -73,7 +79,7 @@ class LockHeld(RuntimeError):
 
 
 def lock_file(path) -> Path:
-    """The lock file of ``path``: a hidden sibling, like ``.<name>.partial`` (:func:`srcore.promote.partial_dir`)."""
+    """The lock file of ``path``: a hidden sibling, like ``.<name>.partial`` (:func:`partial_dir`)."""
     path = Path(os.path.abspath(path))
     return path.parent / f".{path.name}.lock"
 
@@ -233,7 +239,7 @@ def _release(lock: Path) -> None:
 def hold(path, what: str, *, wait: bool = False, timeout: float | None = None, way_out: str = ""):
     """Hold the lock of ``path`` (a folder or file a run writes, which need not exist) for the ``with`` block.
 
-    ``what``: what it is held for, shown to anyone who finds it held ("seo_squeezesr_kd smoke run").
+    ``what``: what it is held for, shown to anyone who finds it held ("PAPER smoke run").
     When a live process holds it: ``wait=False`` raises :class:`LockHeld` at once, naming the holder and
     ``way_out`` (what the user can do instead); ``wait=True`` logs once who holds it, waits until it is
     released or stale and takes it, or raises LockHeld after ``timeout`` seconds (None: no limit).
@@ -260,7 +266,7 @@ def is_locked(path) -> dict | None:
     """The record of a live holder of ``path``'s lock; None when there is no lock, it is stale, or it is
     held by this process or on its behalf (by the process that started it): whoever asks then owns what is there.
 
-    For clean-ups (:func:`srcore.promote.recover`): leftovers of ``path`` are removed only when this is None.
+    For clean-ups (:func:`recover`): leftovers of ``path`` are removed only when this is None.
     """
     lock = lock_file(path)
     holder = _read(lock)
@@ -279,3 +285,79 @@ def _forget() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget)
+
+
+@atexit.register
+def _release_all() -> None:
+    """A process that exits with holds still open (a notebook whose cell raised, then its kernel shut down)
+    leaves no lock behind; one killed outright leaves a stale lock, which the next holder takes over."""
+    with _mutex:
+        for held in _held.values():
+            held.release()
+        _held.clear()
+
+
+# --- files and folders replaced whole --------------------------------------------------------------------------------
+def write_atomic(path: str | os.PathLike, write) -> Path:
+    """``write(tmp)`` into a hidden temporary file beside ``path``, then rename it to ``path``: a reader (or a
+    kill) sees the previous file or the whole new one, never a part; the temporary file goes if ``write`` fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def partial_dir(folder: Path) -> Path:
+    """Where the new content of ``folder`` is put together before it replaces ``folder``."""
+    return folder.parent / f".{folder.name}.partial"
+
+
+def old_dir(folder: Path) -> Path:
+    """Where the previous ``folder`` waits while the new one is renamed into place."""
+    return folder.parent / f".{folder.name}.old"
+
+
+def recover(folder: str | os.PathLike) -> None:
+    """Undo what a killed run left beside ``folder``.
+
+    ``.old`` without ``folder``: the kill fell between the two renames of :func:`replace_folder`;
+    the previous folder is renamed back. ``.old`` with ``folder``: the new one was already in place;
+    the old one goes. ``.partial``: a run died before it finished writing; it is deleted. Nothing is touched
+    while another live process holds ``folder`` (:func:`is_locked`): its ``.partial`` is not a leftover.
+    """
+    folder = Path(folder)
+    if is_locked(folder):
+        return
+    _settle(folder)
+    shutil.rmtree(partial_dir(folder), ignore_errors=True)
+
+
+def _settle(folder: Path) -> None:
+    old = old_dir(folder)
+    if old.exists():
+        if folder.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, folder)
+
+
+def replace_folder(new: Path, folder: Path) -> Path:
+    """Rename the complete folder ``new`` to ``folder``, replacing it; returns ``folder``.
+
+    Two renames in the same parent: at every moment either ``folder`` or ``.old`` holds a
+    complete previous version, and :func:`recover` puts it back after a kill.
+    """
+    new, folder = Path(new), Path(folder)
+    old = old_dir(folder)
+    _settle(folder)  # an earlier replacement was killed: finish or undo it first
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder

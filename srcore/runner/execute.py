@@ -3,7 +3,7 @@
 The kernel imports srcore from this checkout (not from whichever copy pip installed last) and
 talks over local IPC sockets; its executed copy (outputs and any traceback) is written to
 ``executed``. Used by the batch runner (:mod:`srcore.reproduce`) and by every shard's worker
-(:mod:`srcore.shards`), also under torchrun, where each rank executes the notebook.
+(:mod:`srcore.runner.shards`), also under torchrun, where each rank executes the notebook.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
 
 class _KnownToConfig(logging.Filter):
-    """papermill only sees `profile` and `out_dir` in the parameters cell; the rest is checked by srcore.config."""
+    """papermill only sees `profile` and `out_dir` in the parameters cell; the rest is checked by srcore.paper.config."""
 
     def filter(self, record):
         return not record.getMessage().startswith("Passed unknown parameter")

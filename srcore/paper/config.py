@@ -43,7 +43,7 @@ class UnkeyedRead(RuntimeError):
 class Reads:
     """What code reads while :func:`reading` is active: parameters (name -> value) and runs (name -> key).
 
-    A trained run is keyed by what its build reads (:mod:`srcore.runs`); during its first training step the
+    A trained run is keyed by what its build reads (:mod:`srcore.paper.runs`); during its first training step the
     same reads are ``frozen``: a read of anything else raises :class:`UnkeyedRead`, naming it.
     """
 
@@ -125,6 +125,15 @@ def parse_value(text: str):
     if isinstance(value, (dict, list)) and not text.strip().startswith(("{", "[")):
         return text  # only flow-style collections count
     return "" if value is None and not text.strip() else value
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'name=value', the value read by :func:`parse_value` (as in the profile files):
+    '3' -> 3, '2e-4' -> 0.0002, '[2, 4]' -> list, '{Urban100: 12}' -> dict, 'true' -> True."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ParameterError(f"-p expects name=value, got {text!r}")
+    return name.strip(), parse_value(raw)
 
 
 @functools.lru_cache(maxsize=None)
@@ -251,9 +260,9 @@ def _one_of(name, value, allowed, params, among=None):
 
 
 def _one_of_or_file(name, value, allowed, params):
-    """One of ``allowed`` or an existing file, found as srcore.releases.resolve finds it: the path as
+    """One of ``allowed`` or an existing file, found as srcore.pretrained.releases.resolve finds it: the path as
     given (relative: to the working folder), and a bare file name also in $SRCORE_WEIGHTS."""
-    from srcore.releases import candidate_paths
+    from srcore.pretrained.releases import candidate_paths
     if value in allowed:
         return None
     tried = candidate_paths(value) if isinstance(value, str) and value else []
@@ -263,7 +272,9 @@ def _one_of_or_file(name, value, allowed, params):
 
 
 def _benchmarks() -> list[str]:
-    from srcore.data import BENCHMARKS  # imports torch: only once parameters are checked
+    from srcore.data import (
+        BENCHMARKS,  # imports torch: only once parameters are checked
+    )
     return list(BENCHMARKS)
 
 

@@ -4,9 +4,9 @@ As chaiNNer's spandrel does, the user hands over a file, not a configuration: th
 recognised from key names and tensor shapes, widths/depths/scale are read off the tensors,
 and the values are converted to srcore's convention (``(B,3,h,w)`` in ``[0,1]``)::
 
-    net = srcore.checkpoints.from_checkpoint("edsr_x2-0edfb8a3.pt")      # EDSR 32x256, res_scale 0.1
-    net = srcore.checkpoints.from_checkpoint("RRDB_ESRGAN_x4.pth")       # RRDBNet 64/23/32
-    net = srcore.checkpoints.from_checkpoint(torch.load(p), res_scale=1) # what the weights cannot tell
+    net = srcore.pretrained.checkpoints.from_checkpoint("edsr_x2-0edfb8a3.pt")      # EDSR 32x256, res_scale 0.1
+    net = srcore.pretrained.checkpoints.from_checkpoint("RRDB_ESRGAN_x4.pth")       # RRDBNet 64/23/32
+    net = srcore.pretrained.checkpoints.from_checkpoint(torch.load(p), res_scale=1) # what the weights cannot tell
 
 Layouts (``LAYOUTS``, one entry each: a detector and a converter):
 
@@ -246,6 +246,31 @@ def build_srcore_edsr(sd: dict, *, res_scale: float | None = None) -> nets.EDSR:
     return _load_strict(_edsr(sd, res_scale), dict(sd))
 
 
+# seo_squeezesr_kd's networks: srcore's own, so a run folder of that paper can be scored and applied too
+
+def _tail_scale(sd: dict, n_feats: int) -> int:
+    """Scale of srcore's tails: one sub-pixel conv (``tail.0``: 3 r^2 outputs) or EDSR's (``tail.0.<k>``)."""
+    if "tail.0.weight" in sd:
+        return math.isqrt(sd["tail.0.weight"].shape[0] // 3)
+    ups = sorted((k for k in sd if re.fullmatch(r"tail\.0\.\d+\.weight", k)), key=lambda k: int(k.split(".")[2]))
+    return _upsampler_scale(sd, ups, n_feats)
+
+
+def build_srcore_squeezesr(sd: dict) -> nets.SqueezeSR:
+    n_feats = sd["head.weight"].shape[0]
+    cfg = nets.SqueezeSRConfig(scale=_tail_scale(sd, n_feats), n_feats=n_feats,
+                               squeeze=sd["blocks.0.fire.squeeze.0.weight"].shape[0], n_blocks=_blocks(sd, "blocks."),
+                               upsampler="subpixel" if "tail.0.weight" in sd else "edsr")
+    return _load_strict(nets.SqueezeSR(cfg), dict(sd))
+
+
+def build_srcore_edsrt(sd: dict, *, res_scale: float = 0.1) -> nets.EDSRT:
+    n_feats = sd["head.weight"].shape[0]
+    cfg = nets.EDSRTConfig(scale=_tail_scale(sd, n_feats), n_feats=n_feats, n_blocks=_blocks(sd, "blocks."),
+                           n_modules=_blocks(sd, "blocks.0.body.") - 1, res_scale=res_scale)
+    return _load_strict(nets.EDSRT(cfg), dict(sd))
+
+
 # RRDBNet -------------------------------------------------------------------------------------
 
 def make_rrdbnet(n_feats: int, n_blocks: int, growth: int) -> nets.RRDBNet:
@@ -416,6 +441,14 @@ LAYOUTS: dict[str, Layout] = {
         "srcore EDSR (sub_mean.mean, head, body.N.body.0/2, tail)",
         lambda sd: _has(sd, "sub_mean.mean", "head.weight", "body.0.body.0.weight", "tail.1.weight"),
         build_srcore_edsr),
+    "srcore-squeezesr": Layout(
+        "srcore SqueezeSR (head, blocks.N.fire.squeeze/expand1x1/expand3x3, tail): seo_squeezesr_kd's student",
+        lambda sd: _has(sd, "head.weight", "blocks.0.fire.squeeze.0.weight", "blocks.0.fire.expand3x3.weight"),
+        build_srcore_squeezesr),
+    "srcore-edsrt": Layout(
+        "srcore EDSR-T (head, blocks.N.body.M.body.0/2 in residual modules, tail): seo_squeezesr_kd's teacher",
+        lambda sd: _has(sd, "head.weight", "blocks.0.body.0.body.0.weight", "blocks.0.body.1.body.0.weight"),
+        build_srcore_edsrt),
     "srcore-rrdbnet": Layout(
         "srcore RRDBNet (conv_first, body.N.rdbs.K.convs.J, conv_body, conv_up1/2, conv_hr, conv_last)",
         lambda sd: _has(sd, "conv_first.weight", "body.0.rdbs.0.convs.0.weight"),

@@ -110,3 +110,12 @@ def gain(per_cell: pd.DataFrame, a: str, b: str, *, seed: str = "seed") -> Gain:
     frame = per_cell.reset_index() if seed in (per_cell.index.names or []) else per_cell
     diff = (frame[a] - frame[b]).groupby(frame[seed]).mean()
     return Gain(diff)
+
+
+def per_seed(means: pd.DataFrame, seeds: list[int], index: list[str], value: str = "psnr") -> pd.DataFrame:
+    """Our values as a wide table per seed, ``(seed, *index)`` x method, where what no seed shapes (bicubic, a
+    release) is repeated in every seed (:func:`expand`): gains are then taken within a seed (:func:`gain`).
+    Empty when nothing was measured."""
+    if not len(means):
+        return pd.DataFrame()
+    return expand(means, seeds).pivot_table(index=["seed", *index], columns="method", values=value)

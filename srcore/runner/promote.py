@@ -14,11 +14,8 @@ into ``results/<paper>/`` only when it is at least as complete as what is there:
 Otherwise results/ is left as it is and the reasons are printed (a few lost rows and how
 many in all); ``force=True`` (``--promote-anyway``) promotes after printing the same list.
 
-A folder is replaced whole (:func:`replace_folder`): the new one is complete in a hidden
-sibling ``.<name>.partial`` first; the old one is renamed ``.<name>.old`` and deleted only
-once the new one is in place. :func:`recover` finishes or undoes a replacement that a kill
-interrupted and removes a killed run's ``.partial``, so nothing half-written stays beside
-the results.
+The folder is replaced whole (:func:`srcore.folders.replace_folder`) while the promotion holds it
+(:func:`srcore.folders.hold`): a kill leaves the previous results or the new ones, never a mix.
 """
 from __future__ import annotations
 
@@ -31,61 +28,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcore.config import PROFILES
+from srcore.folders import hold, partial_dir, recover, replace_folder
+from srcore.paper.config import PROFILES
 
 PROMOTED_PROFILES = ("quick", "paper")  # smoke numbers (around 11 dB) only check the plumbing
 _KEYS = ("paper", "table", "dataset", "scale", "method", "metric")  # srcore.report.KEYS
 _PART = re.compile(r"first (\d+) of (\d+) images")
-
-
-# --------------------------------------------------------------------------- folders replaced whole
-
-
-def partial_dir(folder: Path) -> Path:
-    """Where the new content of ``folder`` is put together before it replaces ``folder``."""
-    return folder.parent / f".{folder.name}.partial"
-
-
-def old_dir(folder: Path) -> Path:
-    """Where the previous ``folder`` waits while the new one is renamed into place."""
-    return folder.parent / f".{folder.name}.old"
-
-
-def recover(folder: str | os.PathLike) -> None:
-    """Undo what a killed run left beside ``folder``.
-
-    ``.old`` without ``folder``: the kill fell between the two renames of :func:`replace_folder`;
-    the previous folder is renamed back. ``.old`` with ``folder``: the new one was already in place;
-    the old one goes. ``.partial``: a run died before it finished writing; it is deleted.
-    """
-    folder = Path(folder)
-    _settle(folder)
-    shutil.rmtree(partial_dir(folder), ignore_errors=True)
-
-
-def _settle(folder: Path) -> None:
-    old = old_dir(folder)
-    if old.exists():
-        if folder.exists():
-            shutil.rmtree(old)
-        else:
-            os.replace(old, folder)
-
-
-def replace_folder(new: Path, folder: Path) -> Path:
-    """Rename the complete folder ``new`` to ``folder``, replacing it; returns ``folder``.
-
-    Two renames in the same parent: at every moment either ``folder`` or ``.old`` holds a
-    complete previous version, and :func:`recover` puts it back after a kill.
-    """
-    new, folder = Path(new), Path(folder)
-    old = old_dir(folder)
-    _settle(folder)  # an earlier replacement was killed: finish or undo it first
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(new, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 # --------------------------------------------------------------------------- what a promotion would lose
@@ -212,19 +160,21 @@ def promote(run: str | os.PathLike, target: str | os.PathLike, *, force: bool = 
     even with ``force``.
     """
     run, target = Path(run), Path(target)
-    verdict = compare(run, target)
-    if not verdict.ok:
-        smoke = _profile(run) not in PROMOTED_PROFILES
-        if not force or smoke:
-            hint = "" if smoke else " (--promote-anyway replaces it all the same)"
-            log(f"{target} left as it is{hint}: " + verdict.explain())
-            return verdict
-        log(f"promoting {run} anyway: " + verdict.explain())
-    recover(target)
-    stage = partial_dir(target)
-    # a sharded run's shard folders stay in runs/: results/ holds the merged run
-    shutil.copytree(run, stage, ignore=lambda folder, names: ["shards"] if Path(folder) == run else [])
-    replace_folder(stage, target)
+    # one promotion at a time: another waits, then judges against what the first left
+    with hold(target, f"promoting {run}", wait=True):
+        verdict = compare(run, target)
+        if not verdict.ok:
+            smoke = _profile(run) not in PROMOTED_PROFILES
+            if not force or smoke:
+                hint = "" if smoke else " (--promote-anyway replaces it all the same)"
+                log(f"{target} left as it is{hint}: " + verdict.explain())
+                return verdict
+            log(f"promoting {run} anyway: " + verdict.explain())
+        recover(target)
+        stage = partial_dir(target)
+        # a sharded run's shard folders stay in runs/: results/ holds the merged run
+        shutil.copytree(run, stage, ignore=lambda folder, names: ["shards"] if Path(folder) == run else [])
+        replace_folder(stage, target)
     log(f"promoted {run} -> {target}")
     verdict.promoted = True
     return verdict

@@ -15,11 +15,11 @@ after the parameters::
     exp.mark_unmeasured()
     exp.write()
 
-Trained runs are reused only under the same settings (:mod:`srcore.runs`: a run is keyed by what its build
+Trained runs are reused only under the same settings (:mod:`srcore.paper.runs`: a run is keyed by what its build
 reads, one folder per key, ``retrain``). With several ``seeds``, a notebook trains each run once per seed (``exp.fit(...,
 seed=s)``), evaluates every seed's networks and records each value per seed: ``values.csv`` holds
 their mean, sample standard deviation and count, ``values_per_seed.csv`` the values themselves
-(:mod:`srcore.seeds`).
+(:mod:`srcore.stats`).
 
 Under torchrun (``python -m srcore.reproduce --nproc-per-shard N``) every rank executes the
 notebook and trains; only rank 0 evaluates (the others receive its numbers) and writes.
@@ -33,8 +33,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from srcore import config, data, distributed, evaluate as _evaluate, inputs, report, runs as _runs, train
-from srcore.runs import Run
+from srcore import data, distributed, report, train
+from srcore import evaluate as _evaluate
+from srcore.paper import config, inputs
+from srcore.paper import runs as _runs
+from srcore.paper.runs import Run
+
 NO_DATA = "not measured (no data)"  # what tables and claims say when no benchmark data was found
 NO_DATA_STATUS = "n/a: benchmark data not found (smoke run on embedded images)"  # its values.csv status
 
@@ -49,11 +53,11 @@ class Experiment:
     """
 
     def __init__(self, paper: str, P: config.Params):
-        """``P`` from :func:`srcore.config.from_notebook` (already validated: methods, scales, ranges...)."""
+        """``P`` from :func:`srcore.paper.config.from_notebook` (already validated: methods, scales, ranges...)."""
         self.paper, self.P = paper, P
         distributed.init_distributed()  # under torchrun: joined before anything waits for rank 0
         self.device = train.default_device()
-        train.seed_everything(P.seed)  # what is not repeated over seeds; each trained run seeds itself (srcore.runs)
+        train.seed_everything(P.seed)  # what is not repeated over seeds; each trained run seeds itself (srcore.paper.runs)
         if self.device.type == "cpu" and P.get("cpu_threads"):
             torch.set_num_threads(P.cpu_threads)
         self.started = time.time()
@@ -94,7 +98,7 @@ class Experiment:
 
     # --- data ---------------------------------------------------------------------------
     def load_data(self, **kw) -> None:
-        """Find and load what the run reads (:func:`srcore.inputs.load`, ``kw`` its options: ``train``, ``eval_sets``,
+        """Find and load what the run reads (:func:`srcore.paper.inputs.load`, ``kw`` its options: ``train``, ``eval_sets``,
         ``scales``, ``figures``, ``embedded_limit``); sets ``root``, ``has_data``, ``train_images``,
         ``train_label``, ``eval_sets`` and ``figure_pairs``, and the data's provenance."""
         found = self.inputs = inputs.load(self.P, **kw)
@@ -111,11 +115,11 @@ class Experiment:
     # --- training -----------------------------------------------------------------------
     def fit(self, name: str, build, steps: int, **kw) -> Run:
         """Train the run ``build()`` makes (``(nets, step_fn)``) in its keyed folder, or reuse it finished:
-        :meth:`srcore.runs.Runs.fit` (``seed=s`` per seed, ``optimizers=exp.adams``, ``settings=``)."""
+        :meth:`srcore.paper.runs.Runs.fit` (``seed=s`` per seed, ``optimizers=exp.adams``, ``settings=``)."""
         return self.runs.fit(name, build, steps, **kw)
 
     def derive(self, name: str, parent: Run, nets: dict, **kw) -> Run:
-        """A run made from ``parent`` without training (:meth:`srcore.runs.Runs.derive`)."""
+        """A run made from ``parent`` without training (:meth:`srcore.paper.runs.Runs.derive`)."""
         return self.runs.derive(name, parent, nets, **kw)
 
     def content_loss(self, kind: str, *, symbol: str = "l_c", **kw):
@@ -141,14 +145,14 @@ class Experiment:
         return {k: torch.optim.Adam([p for n in names for p in nets[n].parameters()], **kw) for k, names in members.items()}
 
     def pretrained(self, name: str, *, scale: int, **overrides) -> Run | None:
-        """``P.teacher_weights``: None for "train"; else the released network (``srcore.releases.load_teacher``).
+        """``P.teacher_weights``: None for "train"; else the released network (``srcore.pretrained.releases.load_teacher``).
 
         ``overrides`` are what the file cannot tell (e.g. EDSR's ``res_scale``), passed to ``from_checkpoint``.
         """
         spec = self.P.get("teacher_weights", "train")
         if spec == "train":
             return None
-        from srcore import releases
+        from srcore.pretrained import releases
         net, info = releases.load_teacher(spec, paper=self.paper, scale=scale, **overrides)
         self.provenance.setdefault("teacher_weights", {})[f"x{scale}"] = info
         return self.runs.released(name, net.to(self.device).eval(), info, scale=scale)
@@ -239,7 +243,8 @@ class Experiment:
         metric's weights are missing outside the paper profile (the reason is the n/a text of its rows)."""
         from srcore import perceptual
         try:
-            return perceptual.measure(metric, sr_images, hr_images, profile=self.P.profile, crop_border=crop_border), ""
+            strict = self.P.profile == "paper"  # a number the paper reports never goes missing quietly there
+            return perceptual.measure(metric, sr_images, hr_images, strict=strict, crop_border=crop_border), ""
         except perceptual.MetricUnavailable as e:
             return float("nan"), e.reason
 
@@ -261,7 +266,7 @@ class Experiment:
 
     def training_summary(self, runs: dict, loss: str = "l1", label: str = "method"):
         """The runs' seeds, steps, seconds and final ``loss`` as a table (also in provenance), and the loss curves
-        as figure training_loss (:func:`srcore.runs.summary`); ``runs``: {(method, scale[, seed]): run}."""
+        as figure training_loss (:func:`srcore.paper.runs.summary`); ``runs``: {(method, scale[, seed]): run}."""
         table, fig, curves = _runs.summary(runs, loss, label, self.seeds,
                                            list(self.P.get("scales", [self.P.get("scale")])))
         self.provenance["training"] = table.to_dict("records")
