@@ -26,7 +26,8 @@ from pathlib import Path
 import common
 import pandas as pd
 
-from srcore import config, report
+from srcore import report
+from srcore.paper import config
 
 RUN_ROOT = common.ROOT / "runs" / "lr_sweep"
 
@@ -92,9 +93,18 @@ def write(rows: list[dict], args) -> tuple[Path, Path]:
         old = old[~old.set_index(POINT).index.isin(table.set_index(POINT).index)]
         table = pd.concat([old.astype(table.dtypes.to_dict(), errors="ignore"), table], ignore_index=True)
     table.to_csv(csv_path, index=False)
+    return csv_path, write_page(args)
+
+
+def write_page(args) -> Path:
+    """results/lr_sweep.md from results/lr_sweep.csv: one row per point of ``args.method`` x``args.scale``."""
+    table = pd.read_csv(common.RESULTS / "lr_sweep.csv", keep_default_na=False, dtype={"gamma": str, "milestones": str})
     table = table[(table.network == args.method) & (table.scale.astype(str) == str(args.scale))]
+    table = table.assign(lr=[f"{float(v):g}" for v in table.lr])
     wide = table.pivot_table(index=["lr", "milestones", "gamma", "steps", "train_minutes"], columns="dataset",
                              values="psnr", sort=False).reset_index()
+    ref = table.drop_duplicates("dataset").set_index("dataset")
+    sets = [c for c in wide.columns if c in ref.index]
     P = config.load(args.paper, "quick")
     lines = [f"# Learning-rate sweep: {args.method} x{args.scale} ({args.paper}, quick profile)", "",
              f"Written by `python benchmarks/lr_sweep.py` (the command is in its docstring). Each row is one run of "
@@ -103,10 +113,12 @@ def write(rows: list[dict], args) -> tuple[Path, Path]:
              f"{args.method} alone at x{args.scale}; only Adam's rate and its step decay differ (the rate is multiplied "
              f"by gamma at each milestone). PSNR in dB on Y with `scale` pixels cropped, final weights.", "",
              report.markdown_table(wide.round(3)), "",
-             "Published values and the gap of each point: `lr_sweep.csv` (columns published, gap_to_published).", ""]
+             "For comparison: " + "; ".join(f"{s} published {ref.published[s]}, bicubic {float(ref.bicubic[s]):.3f}"
+                                           for s in sets) + ".", "",
+             "The gap of each point to the published value: `lr_sweep.csv` (column gap_to_published).", ""]
     md_path = common.RESULTS / "lr_sweep.md"
     md_path.write_text(report.portable("\n".join(lines)))
-    return csv_path, md_path
+    return md_path
 
 
 def main(argv=None) -> int:
@@ -114,13 +126,17 @@ def main(argv=None) -> int:
     ap.add_argument("--paper", required=True)
     ap.add_argument("--method", required=True, help="the trained method of the paper's notebook to sweep")
     ap.add_argument("--scale", type=int, required=True)
-    ap.add_argument("--grid", required=True, help="rate:milestones,... ('-': constant), e.g. 1e-3:5000+7500,2e-3:-")
+    ap.add_argument("--grid", help="rate:milestones,... ('-': constant), e.g. 1e-3:5000+7500,2e-3:-; without it, "
+                                   "lr_sweep.md is written again from lr_sweep.csv")
     ap.add_argument("--gamma", type=float, default=0.5, help="factor applied to the rate at each milestone")
     ap.add_argument("--jobs", type=int, default=1, help="points at a time")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per point")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                     help="another override for every point (as srcore.reproduce's -p)")
     args = ap.parse_args(argv)
+    if not args.grid:
+        print(f"wrote {report.portable(str(write_page(args)))}")
+        return 0
     points = parse_grid(args.grid)
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(pool.map(lambda p: run_point(args, *p), points))
