@@ -257,8 +257,9 @@ def test_only_the_data_the_parameters_need(tmp_path, monkeypatch):
     out = execute("moon2023_clsd", tmp_path / "res", **small, fig4_images=[])
     v = read_values(out)
     assert (v[(v.table == "Table 2") & (v.dataset == "Set5") & (v.method == "Baseline")].status == "reproduced").all()
+    execute("moon2023_clsd", tmp_path / "res3", **small)  # Fig. 4 is at x4, not run here: its images are not read
     with pytest.raises(pm.PapermillExecutionError, match="Urban100"):  # a figure image needs its set
-        execute("moon2023_clsd", tmp_path / "res2", **small)
+        execute("moon2023_clsd", tmp_path / "res2", **small, fig4_scale=2)
 
 
 @pytest.mark.notebook

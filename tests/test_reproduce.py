@@ -108,6 +108,14 @@ def checkpoint_step(tmp_path) -> int:
     return torch.load(tmp_path / "ckpt" / "last.pt", map_location="cpu", weights_only=False)["step"]
 
 
+def beside(out: Path) -> list[str]:
+    """What is in the results folder besides ``out``'s own files: a killed run's lock is left there, stale
+    (its holder is gone: the next run takes it over), and nothing else."""
+    lock = folders.lock_file(out)
+    assert not lock.exists() or folders.is_locked(out) is None
+    return sorted(n for n in os.listdir(out.parent) if n != lock.name)
+
+
 def test_kill_during_training_evaluation_and_writing(tmp_path):
     out = tmp_path / "results" / PAPER
     previous = report.Results(PAPER, "quick", out)
@@ -121,11 +129,11 @@ def test_kill_during_training_evaluation_and_writing(tmp_path):
     # killed at step 7: checkpoints at 3 and 6, the last one whole
     assert run_until(tmp_path, "train")[0] == "first step 0"
     assert checkpoint_step(tmp_path) == 6
-    assert snapshot() == before and sorted(os.listdir(out.parent)) == [PAPER]
+    assert snapshot() == before and beside(out) == [PAPER]
     # the rerun resumes at step 6, finishes training (checkpoint 10), and is killed while evaluating
     assert run_until(tmp_path, "evaluate")[0] == "first step 6"
     assert checkpoint_step(tmp_path) == 10
-    assert snapshot() == before and sorted(os.listdir(out.parent)) == [PAPER]
+    assert snapshot() == before and beside(out) == [PAPER]
     # killed while writing: the new files are half-staged in .partial, the results untouched
     assert run_until(tmp_path, "write") == ["READY"]  # nothing left to train
     assert folders.partial_dir(out).is_dir() and not (folders.partial_dir(out) / "provenance.json").exists()
@@ -137,7 +145,7 @@ def test_kill_during_training_evaluation_and_writing(tmp_path):
     assert (folders.partial_dir(out) / "provenance.json").is_file()
     # the next run settles it first (previous results back, .partial gone), then finishes
     folders.recover(out)
-    assert snapshot() == before and sorted(os.listdir(out.parent)) == [PAPER]
+    assert snapshot() == before and beside(out) == [PAPER]
     os.replace(out, folders.old_dir(out))  # the kill's state again, for the run itself to settle
     assert run_until(tmp_path, "none") == ["DONE"]
     values = pd.read_csv(out / "values.csv")

@@ -204,7 +204,9 @@ class Runs:
             "name": run.name, "scale": run.scale, "seed": run.seed, "key": run.key, "steps": run.step,
             "planned_steps": planned, "trained_steps": earlier.get("trained_steps", 0) + run.trained_steps,
             "reused": earlier.get("reused", run.reused), "train_seconds": round(run.train_seconds, 2),
-            "stopped_early": run.stopped_early, "runs": run.settings.get("runs", {}),
+            "stopped_early": run.stopped_early, "depends_on": {  # the runs it used, by name: their keys
+                self.known[label].name if label in self.known else label: key
+                for label, key in run.settings.get("runs", {}).items()},
             "parameters": sorted(run.settings.get("parameters", {})),
             **({"release": run.settings["release"]} if "release" in run.settings else {})}
 
