@@ -307,11 +307,12 @@ def measured(paper: str) -> dict:
     if not prov.is_file():
         return {}
     p = json.loads(prov.read_text())
-    seconds = sum(r.get("train_seconds", 0) for r in (p.get("runs") or {}).values() if r.get("steps"))
-    if p.get("profile") != "quick" or not seconds:
+    trained = [r for r in (p.get("runs") or {}).values() if r.get("steps") and r.get("train_seconds")]
+    if p.get("profile") != "quick" or not trained:
         return {}
-    trained = sorted({r["name"] for r in p["runs"].values() if r.get("steps")})
-    return {"measured": f"{seconds / 60:.0f} min of training ({', '.join(trained)}) on {p.get('device')}"}
+    each = ", ".join(f"{r['name']}{'' if r.get('scale') is None else ' x' + str(r['scale'])} "
+                     f"{r['train_seconds'] / 60:.0f}" for r in trained)
+    return {"measured": f"training minutes: {each} ({p.get('device')})"}
 
 
 def quick(paper: str, mpix_s: float, cache: dict) -> dict:
@@ -393,7 +394,7 @@ def readme_table(q: pd.DataFrame, p: pd.DataFrame) -> None:
     """The README's cost table (between BEGIN and END): quick minutes (projected on a GPU, measured, and the smallest
     run's on a CPU) and paper GPU-hours per paper."""
     from srcore.report import markdown_table
-    q = q.assign(cpu=[f"{r.cpu_run}: {r.cpu_steps} steps x {r.cpu_s_per_step:g} s = {r.cpu_min:g} min"
+    q = q.assign(cpu=[f"{r.cpu_run}: {int(r.cpu_steps)} steps x {r.cpu_s_per_step:g} s = {r.cpu_min:g} min"
                       if "cpu_run" in q and pd.notna(r.cpu_run) else "" for r in q.itertuples()])
     both = q.reindex(columns=["paper", "total_min", "measured", "cpu"]).merge(p[["paper", "gpu_h_1", f"h_{GPUS}_gpus"]],
                                                                               on="paper")
@@ -405,7 +406,10 @@ def readme_table(q: pd.DataFrame, p: pd.DataFrame) -> None:
     _, _, tail = rest.partition(END)
     readme.write_text(f"{head}{BEGIN}\n{markdown_table(both)}\nProjections from FLOP counts and a per-step overhead "
                       f"timed on a CPU; the smallest run that needs no other trained network, timed on "
-                      f"{common_cpu()} ([`results/cost.md`](results/cost.md), `python benchmarks/cost.py`).\n{END}{tail}")
+                      f"{common_cpu()} ([`results/cost.md`](results/cost.md), `python benchmarks/cost.py`). A CPU "
+                      f"trains what takes about an hour there (`-p methods=[...]` picks it, `--shard scale --jobs N` "
+                      f"runs scales side by side); the teachers and GANs the other rows need take hours to days on "
+                      f"a CPU and minutes on a GPU.\n{END}{tail}")
 
 
 def common_cpu() -> str:

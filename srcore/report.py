@@ -127,7 +127,8 @@ def device_description(device: torch.device | None = None) -> str:
                 break
     except OSError:
         pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"CPU: {cpu}, {n} thread{'' if n == 1 else 's'}"
 
 
 def _roots() -> list[tuple[str, str]]:
