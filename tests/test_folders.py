@@ -279,9 +279,11 @@ def test_holds_nest_within_a_process_and_its_children(spawn, tmp_path):
             """, "child", inherit=True)
         exited(child, tmp_path, "child")
         assert events(tmp_path) == ["child acquired"]
-        assert lock.exists() and json.loads(lock.read_text())["pid"] == os.getpid()
+        record = json.loads(lock.read_text())
+        assert lock.exists() and record["pid"] == os.getpid()
+        assert record["token"] in os.environ[folders.ENV].split()  # what the children find
     assert not lock.exists()
-    assert folders.ENV not in os.environ
+    assert record["token"] not in os.environ.get(folders.ENV, "").split()  # other tests' holds may remain
 
 
 def test_release_leaves_a_lock_that_is_no_longer_ours(tmp_path):
