@@ -10,9 +10,10 @@ Where things are (lower layers never import higher ones):
 * ``pretrained/``: weight files in ``$SRCORE_WEIGHTS``, the official releases, checkpoints in public layouts;
 * ``paper/``: one paper's run: its parameters (``config`` and ``profiles/``), its data (``inputs``), its trained
   runs (``runs``), and what a notebook does around its method (``experiment``);
-* ``runner/``: running many: one notebook headless (``execute``), several at once (``shards``), results/
-  changed only on purpose (``promote``);
-* the commands, ``python -m srcore.<name>``: ``reproduce``, ``download``, ``evaluate``, ``upscale``, ``merge``,
-  ``report``, ``bundle``.
+* ``runner/``: running many: one notebook headless (``execute``), several at once (``shards``), their run
+  folders merged into one (``merge``, also ``python -m srcore.runner.merge``), results/ changed only on purpose
+  (``promote``);
+* the commands, ``python -m srcore.<name>``: ``reproduce``, ``download``, ``evaluate``, ``upscale``, ``report``,
+  ``bundle``.
 """
 __version__ = "0.1.0"

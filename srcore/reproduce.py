@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from srcore import folders, merge, report
+from srcore import folders, report
 from srcore.paper import config
 from srcore.report import PROJECT_ROOT, output_dir
-from srcore.runner import promote, shards
+from srcore.runner import merge, promote, shards
 from srcore.runner.execute import execute, papers
 
 RESULTS = PROJECT_ROOT / "results"

@@ -18,9 +18,9 @@ import pytest
 import torch
 from conftest import provenance, read_values
 
-from srcore import merge, report, reproduce
+from srcore import report, reproduce
 from srcore.paper import config
-from srcore.runner import shards
+from srcore.runner import merge, shards
 
 KEYS = ["table", "dataset", "scale", "method", "metric"]
 TINY = dict(teacher_steps=2, student_steps=2, runtime_images=1)

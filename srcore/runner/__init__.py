@@ -1,2 +1,2 @@
 """Running many notebooks: one headless (``execute``), several at once on GPUs, processes or cluster jobs
-(``shards``), and finished runs into results/ (``promote``)."""
+(``shards``), their run folders merged into one (``merge``), and finished runs into results/ (``promote``)."""

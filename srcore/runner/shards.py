@@ -8,7 +8,7 @@ A **shard** is one notebook execution. ``--shard scale`` makes one per scale of 
 with nothing shared across it: every trained run is per scale); a paper with one scale is one
 shard. Each writes its own run folder, ``<run>/shards/x<scale>/``, with checkpoints in the run
 root's shared ``checkpoints/<paper>/`` (the keyed runs of an unsharded run are the same runs), and
-the runner merges them into ``<run>/`` (``runs/<profile>/<paper>/``, :func:`srcore.merge.merge`) and
+the runner merges them into ``<run>/`` (``runs/<profile>/<paper>/``, :func:`srcore.runner.merge.merge`) and
 promotes that like any run. A shard's parameters differ from the run's in ``scales`` alone: a figure
 drawn at one scale is drawn by the shard of that scale (the notebooks' rule for any run).
 

@@ -1,7 +1,7 @@
 """Merge run folders into one: the shards of a run, runs of one paper made apart (per scale, per seed) and results/.
 
-    python -m srcore.merge OUT_RUN DIR [DIR ...]
-    python -m srcore.merge results/PAPER results/PAPER back_x2/ back_x3/ back_x4/
+    python -m srcore.runner.merge OUT_RUN DIR [DIR ...]
+    python -m srcore.runner.merge results/PAPER results/PAPER back_x2/ back_x3/ back_x4/
 
 Each DIR is a run folder (values.csv, provenance.json, tables/, figures/), a bundle's OUT folder
 holding ``<paper>_results.tar.gz``, or that archive itself. OUT_RUN may be one of them (the inputs
@@ -306,7 +306,7 @@ def merge(out_run: str | os.PathLike, inputs: list, *, reused=(), log=print) -> 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m srcore.merge", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m srcore.runner.merge", description=__doc__.split("\n\n")[0])
     ap.add_argument("out_run", type=Path, help="the run folder to write (replaced whole; may be one of the inputs)")
     ap.add_argument("inputs", nargs="+", help="run folders, bundle OUT folders or <paper>_results.tar.gz archives")
     args = ap.parse_args(argv)
