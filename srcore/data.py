@@ -15,6 +15,7 @@ resizing again. ``srcore.data.clear_cache()`` (or deleting the folder) empties i
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -244,7 +245,8 @@ def clear_cache() -> int:
             path.unlink()
         except FileNotFoundError:  # another process removed or replaced it meanwhile
             pass
-    folder.rmdir()
+    with contextlib.suppress(OSError):  # a run filling the cache meanwhile keeps the folder and its new files
+        folder.rmdir()
     return freed
 
 

@@ -188,6 +188,26 @@ def test_a_corrupt_or_partial_cache_file_is_made_again(lr_cache, resizes, damage
     assert np.array_equal(data.bicubic_lr(hr, 4), want) and len(resizes) == 2  # rewritten whole: a hit again
 
 
+def test_clearing_the_lr_cache_while_another_run_fills_it_keeps_that_runs_file(tmp_path, monkeypatch, resizes):
+    rng = np.random.default_rng(4)
+    old, new = (rng.integers(0, 256, (24, 24), dtype=np.uint8) for _ in range(2))
+    monkeypatch.setenv("SRCORE_CACHE", str(tmp_path))
+    data.bicubic_lr(old, 2)
+    listed = Path.iterdir
+
+    def listed_then_another_run_writes(folder):
+        entries = list(listed(folder))
+        data.bicubic_lr(new, 2)  # another run caches an image after the clear listed the folder
+        return iter(entries)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "iterdir", listed_then_another_run_writes)
+        assert data.clear_cache() > 0  # no "directory not empty" error
+    assert len(list((tmp_path / "lr_bicubic").iterdir())) == 1
+    data.bicubic_lr(new, 2)
+    assert len(resizes) == 2  # the other run's file is still a hit
+
+
 def test_lr_cache_is_moved_by_srcore_cache_cleared_and_switched_off(tmp_path, monkeypatch, resizes):
     hr = np.random.default_rng(3).integers(0, 256, (24, 24), dtype=np.uint8)
     monkeypatch.setenv("SRCORE_CACHE", str(tmp_path / "elsewhere"))
