@@ -36,19 +36,18 @@ def wait_for(condition, what: str, proc: subprocess.Popen | None = None):
         time.sleep(0.05)
 
 
-def smoke(out_root: Path, *extra) -> subprocess.Popen:
-    return start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(out_root), *extra)
+def smoke(out_root: Path, data_root: Path, *extra) -> subprocess.Popen:
+    """``python -m srcore.reproduce`` of PAPER's smoke profile into ``out_root``, reading ``data_root``."""
+    return start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(out_root), *extra,
+                 env={"SRCORE_DATA": str(data_root)})
 
 
 @pytest.mark.notebook
 def test_a_second_run_of_the_same_paper_stops_naming_the_first_which_completes(tmp_path, data_root):
-    env = {"SRCORE_DATA": str(data_root)}
-    first = start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(tmp_path),
-                  "-p", "teacher_steps=200", env=env)
+    first = smoke(tmp_path, data_root, "-p", "teacher_steps=200")
     out = tmp_path / PAPER
     wait_for(lambda: folders.is_locked(out) is not None, "lock of the first run", first)
-    second = start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(tmp_path),
-                   env=env)
+    second = smoke(tmp_path, data_root)
     said = second.communicate(timeout=LIMIT)[0]
     assert second.returncode != 0
     assert f"is in use by pid {first.pid} on host" in said and f"({PAPER} smoke run)" in said, said
@@ -93,16 +92,13 @@ def test_two_runs_that_need_one_keyed_teacher_train_it_once_and_both_use_it(tmp_
 
 
 def test_a_run_killed_while_holding_its_locks_never_blocks_the_next(tmp_path, data_root):
-    env = {"SRCORE_DATA": str(data_root)}
-    first = start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(tmp_path),
-                  "-p", "teacher_steps=100000", env=env)
+    first = smoke(tmp_path, data_root, "-p", "teacher_steps=100000")
     out = tmp_path / PAPER
     wait_for(lambda: folders.is_locked(out) is not None, "lock of the first run", first)
     os.killpg(first.pid, signal.SIGKILL)  # the runner and the notebook's kernel, with their locks
     first.wait(timeout=LIMIT)
     assert folders.lock_file(out).exists()  # left behind ...
-    second = start("-m", "srcore.reproduce", "--paper", PAPER, "--profile", "smoke", "--out-root", str(tmp_path),
-                   "-p", "teacher_steps=2", env=env)
+    second = smoke(tmp_path, data_root, "-p", "teacher_steps=2")
     said = second.communicate(timeout=LIMIT)[0]
     assert second.returncode == 0, said  # ... and taken over: its holder is gone
     assert "took over the lock" in said and f"pid {first.pid}" in said
