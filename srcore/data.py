@@ -69,6 +69,14 @@ def default_data_root() -> Path:
     return DEFAULT_DATA_ROOT
 
 
+def configured_root(root: str | os.PathLike | None = None) -> Path:
+    """Where the data is read from and fetched into, whether or not it exists yet: ``root``, else
+    ``$SRCORE_DATA``, else :func:`default_data_root` (also under ``SRCORE_DATA=none``, which stops reading, not
+    where files go)."""
+    env, none = _data_env()
+    return Path(root if root is not None else env if env and not none else default_data_root())
+
+
 def fetch_command(sets, root: Path | None = None) -> str:
     """The one command that fetches ``sets`` (names of srcore.download's catalogue) into ``root``."""
     where = "" if root is None or Path(root).resolve() == Path(default_data_root()).resolve() else f" --root {root}"
@@ -76,7 +84,7 @@ def fetch_command(sets, root: Path | None = None) -> str:
 
 
 def data_root(root: str | os.PathLike | None = None, *, needs=()) -> Path:
-    """The dataset folder: ``root``, else ``$SRCORE_DATA``, else :func:`default_data_root`; it must exist.
+    """The dataset folder (:func:`configured_root`); it must exist.
 
     ``needs``: the sets the caller reads, named in the error's fetch command (default: every set).
     """
@@ -84,7 +92,7 @@ def data_root(root: str | os.PathLike | None = None, *, needs=()) -> Path:
     if root is None and none:
         raise DataError("SRCORE_DATA=none: no data root (smoke runs use the embedded photos)")
     source = "root" if root is not None else "SRCORE_DATA" if env else None
-    path = Path(root if root is not None else env or default_data_root())
+    path = configured_root(root)
     if not path.is_dir():
         how = f"{source}={path}" if source else f"the default data root {path.resolve()} (SRCORE_DATA is not set)"
         raise DataError(f"{how} does not exist: fetch the data with `{fetch_command(needs or ['all'], path)}`, "

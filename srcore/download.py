@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from srcore.data import DEFAULT_DATA_ROOT
+from srcore.data import DEFAULT_DATA_ROOT, configured_root
 
 
 class DownloadError(RuntimeError):
@@ -745,11 +745,6 @@ def catalogue_text() -> str:
     return "\n\n".join(blocks)
 
 
-def _default_root() -> Path:
-    env = os.environ.get("SRCORE_DATA") or ""
-    return Path(env) if env and env.lower() != "none" else DEFAULT_DATA_ROOT  # "none": run without data
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m srcore.download",
@@ -761,7 +756,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--paper", help="fetch exactly the sets a run of this paper reads (its profile's "
                                         "train_sets and the sets its parameters name)")
     parser.add_argument("--profile", default="paper", help="the run's profile, with --paper (default: paper)")
-    parser.add_argument("--root", type=Path, default=_default_root(),
+    parser.add_argument("--root", type=Path, default=configured_root(),
                         help=f"data root (default: $SRCORE_DATA, else {DEFAULT_DATA_ROOT})")
     parser.add_argument("--base-url", help="download the files from this mirror instead: <base-url>/<file>")
     parser.add_argument("--list", action="store_true", help="show the catalogue: sources, sizes, terms, "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ def missing_data(paper: str, P, fetch: bool = False) -> str:
     except data.DataError as e:
         if not fetch:
             return str(e)
-    root = Path(P.get("data_root") or os.environ.get("SRCORE_DATA") or data.default_data_root())
+    root = data.configured_root(P.get("data_root"))
     try:
         download.fetch([s for s in named if s in download.CATALOGUE], root)
     except download.DownloadError as e:

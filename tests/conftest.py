@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def find_data_root() -> Path | None:
     """The benchmark/training images: $SRCORE_DATA, else data/ in the checkout (as for any run)."""
     from srcore import data
-    root = Path(os.environ.get("SRCORE_DATA") or data.default_data_root())
+    root = data.configured_root()
     return root if (root / "benchmark").is_dir() else None
 
 

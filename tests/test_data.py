@@ -295,6 +295,16 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
         data.data_root()
 
 
+def test_data_is_fetched_where_it_is_read_and_none_stops_reading_not_where_files_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "default_data_root", lambda: tmp_path / "data")
+    monkeypatch.setenv("SRCORE_DATA", str(tmp_path / "mine"))
+    assert data.configured_root() == tmp_path / "mine" and data.configured_root(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.setenv("SRCORE_DATA", "none")  # python -m srcore.download and reproduce --download fetch into data/
+    assert data.configured_root() == tmp_path / "data"
+    monkeypatch.delenv("SRCORE_DATA")
+    assert data.configured_root() == tmp_path / "data"
+
+
 def test_missing_set_and_unknown_set(tmp_path):
     (tmp_path / "benchmark").mkdir()
     with pytest.raises(data.DataError, match="Set14/HR not found.*srcore.download"):

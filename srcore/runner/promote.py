@@ -30,9 +30,9 @@ from pathlib import Path
 
 from srcore.folders import hold, partial_dir, recover, replace_folder
 from srcore.paper.config import PROFILES
+from srcore.report import KEYS
 
 PROMOTED_PROFILES = ("quick", "paper")  # smoke numbers (around 11 dB) only check the plumbing
-_KEYS = ("paper", "table", "dataset", "scale", "method", "metric")  # srcore.report.KEYS
 _PART = re.compile(r"first (\d+) of (\d+) images")
 
 
@@ -55,7 +55,7 @@ def _images(note: str) -> float:
 
 def _read_values(folder: Path) -> dict[tuple, dict]:
     with open(folder / "values.csv", newline="") as f:
-        return {tuple(row[k] for k in _KEYS): row for row in csv.DictReader(f)}
+        return {tuple(row[k] for k in KEYS): row for row in csv.DictReader(f)}
 
 
 def _profile(folder: Path) -> str | None:
