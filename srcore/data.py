@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -312,15 +311,7 @@ def _write_cached(path: Path, lr: np.ndarray) -> None:
     np.save(buf, lr, allow_pickle=False)
     payload = buf.getvalue()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload + zlib.crc32(payload).to_bytes(4, "little"))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, lambda tmp: tmp.write_bytes(payload + zlib.crc32(payload).to_bytes(4, "little")))
     except OSError as e:  # a read-only or full cache folder slows the next start, it does not stop this one
         if not _warned_readonly:
             _warned_readonly.append(True)

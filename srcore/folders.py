@@ -303,7 +303,7 @@ def write_atomic(path: str | os.PathLike, write) -> Path:
     kill) sees the previous file or the whole new one, never a part; the temporary file goes if ``write`` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # its own, whichever process or thread writes
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -30,9 +30,10 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from srcore.folders import write_atomic
 
 ENV = "SRCORE_WEIGHTS"
 DEFAULT_USER_DIR = Path(__file__).resolve().parents[2] / "weights"  # in the checkout, beside data/
@@ -218,22 +219,15 @@ class _Hashing:
 def _copy_atomic(src: Path, dst: Path) -> None:
     # a reader (or a second process installing the same file) sees no file or the whole file,
     # and only the bytes that were checked: the copy is hashed as it is written
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-    try:
-        checked = file_sha256(src)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+    checked = file_sha256(src)
+
+    def copy_checked(tmp: Path) -> None:
+        with open(tmp, "wb") as out, open(src, "rb") as inp:
             copy = _Hashing(out)
             shutil.copyfileobj(inp, copy)
         if copy.sha256.hexdigest() != checked:
             raise WeightsRefused(f"{src} changed while it was copied to {dst}: nothing was copied; try again")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the cache is shared like any other
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(dst, copy_checked)
 
 
 def install(name: str) -> Path | None:
